@@ -1,0 +1,681 @@
+"""AsyncOllama and ChatStream: the aiohttp front end that drives the sans-I/O core.
+
+One ClientSession per client, made lazily inside the running loop and closed with it. A stream's request
+opens on first iteration; failures before the first chunk reaches the caller are retried by the
+RetryPolicy; after that nothing is retried and each failure is a typed error carrying `.partial`.
+Timeouts use one lazily re-armed timer per stream (`_Watchdog`), never a new `asyncio.timeout` per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ._version import __version__
+from .config import RETRYABLE_STATUSES, RetryPolicy, Timeouts, parse_retry_after, resolve_host
+from .errors import (
+    ModelNotFoundError,
+    OllamaConnectionError,
+    OllamaError,
+    OllamaTimeoutError,
+    ProtocolError,
+    ResponseError,
+    StreamError,
+    StreamInterrupted,
+)
+from .protocol import (
+    DEFAULT_MAX_LINE_BYTES,
+    ChatAccumulator,
+    NDJSONDecoder,
+    build_chat_request,
+    error_text,
+    parse_chat_chunk,
+)
+from .types import ChatChunk, ChatResult, Message
+
+__all__ = ["AsyncOllama", "ChatStream"]
+
+_INF = float("inf")
+_ERROR_BODY_LIMIT = 64 * 1024
+_DRAIN_SECONDS = 2.0  # after `done`, how long to wait for the end of the body so the connection can be reused
+_STATUS_HINTS = {
+    400: "The server rejected the request: check the arguments (does the model support think/tools?).",
+    401: "The server wants credentials: set OLLAMA_API_KEY or pass an Authorization header.",
+    403: "The server refused the request: check OLLAMA_ORIGINS on the server or the proxy's access rules.",
+    408: "The server timed out reading the request; try again.",
+    429: "The server is rate-limiting; wait and try again.",
+    500: "The server failed: see the Ollama server log for the cause.",
+    502: "A proxy in front of Ollama could not reach it: check that Ollama is running behind it.",
+    503: "The server is busy (queue full); try again later, or raise OLLAMA_MAX_QUEUE on the server.",
+    504: "A proxy in front of Ollama timed out waiting for it: check the server, or raise the proxy's timeout.",
+}
+
+
+class _Expired(Exception):
+    """Set on a response's reader by the watchdog when a phase's deadline passes."""
+
+    def __init__(self, phase: str, limit: float | None) -> None:
+        super().__init__(phase)
+        self.phase = phase
+        self.limit = limit
+
+
+class _Watchdog:
+    """One timer per request for the first_chunk, idle and total limits.
+
+    Reads only store a timestamp; the timer checks it when it fires and re-arms itself if the deadline
+    moved, so a stream of thousands of lines costs a handful of timer events, not one per line. On expiry
+    it fails the pending read (`StreamReader.set_exception`) or, before any response exists, cancels the
+    waiting task, which `_open` turns into OllamaTimeoutError.
+    """
+
+    __slots__ = ("_handle", "fired", "idle", "last", "loop", "phase", "phase_deadline", "reader",
+                 "reading", "task", "timeouts", "total_deadline")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeouts: Timeouts) -> None:
+        self.loop = loop
+        self.timeouts = timeouts
+        self.idle = timeouts.idle
+        self.total_deadline = loop.time() + timeouts.total if timeouts.total else _INF
+        self.phase = "first_chunk"
+        self.phase_deadline = _INF
+        self.reader: aiohttp.StreamReader | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.fired: str | None = None
+        self.reading = False
+        self.last = 0.0
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start_attempt(self) -> None:
+        self.reader = None
+        self.fired = None
+        self.task = asyncio.current_task()
+        limit = self.timeouts.first_chunk
+        self.set_phase("first_chunk", self.loop.time() + limit if limit else _INF)
+
+    def set_phase(self, phase: str, deadline: float = _INF) -> None:
+        self.phase = phase
+        self.phase_deadline = deadline
+        self._arm(self.loop.time())
+
+    def _next(self, now: float) -> tuple[float, str]:
+        if self.phase == "idle":
+            when = (self.last if self.reading else now) + self.idle if self.idle else _INF
+        else:
+            when = self.phase_deadline
+        if self.total_deadline <= when:
+            return self.total_deadline, "total"
+        return when, self.phase
+
+    def _arm(self, now: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        when, _ = self._next(now)
+        if when != _INF:
+            self._handle = self.loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        now = self.loop.time()
+        when, phase = self._next(now)
+        if now < when:
+            self._handle = self.loop.call_at(when, self._fire)
+            return
+        self.fired = phase
+        if self.reader is not None:
+            self.reader.set_exception(_Expired(phase, self.limit()))
+        elif self.task is not None:
+            self.task.cancel()
+
+    def limit(self) -> float | None:
+        phase = self.fired or self.phase
+        return self.timeouts.total if phase == "total" else getattr(self.timeouts, phase, None)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.task = None
+        self.reader = None
+
+
+def _only_our_cancel(task: asyncio.Task[Any] | None) -> bool:
+    """After the watchdog cancelled `task`: was that the only cancel request (so it is a timeout)?"""
+    if task is None:
+        return False
+    if sys.version_info >= (3, 11):
+        return task.uncancel() == 0
+    return True  # pragma: no cover - 3.10 cannot tell a concurrent outside cancel apart
+
+
+class _Call:
+    """The state of one streamed request, shared by ChatStream and its generator (no cycle between them)."""
+
+    __slots__ = ("acc", "attempts", "body", "client", "decoder", "error", "failures", "finished", "model",
+                 "path", "response", "watchdog")
+
+    def __init__(self, client: AsyncOllama, path: str, body: bytes, model: str) -> None:
+        self.client = client
+        self.path = path
+        self.body = body
+        self.model = model
+        self.acc = ChatAccumulator()
+        self.decoder = NDJSONDecoder(client.max_line_bytes)
+        self.watchdog: _Watchdog | None = None
+        self.response: aiohttp.ClientResponse | None = None
+        self.attempts = 0
+        self.failures: list[str] = []
+        self.finished = False
+        self.error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return self.client.host + self.path
+
+    def partial(self) -> Message | None:
+        return self.acc.message if self.acc.chunks else None
+
+
+class ChatStream:
+    """A streamed `/api/chat` reply. Nothing is sent until it is first iterated (or awaited via `result()`).
+
+    `async for chunk in stream` yields each ChatChunk as its line arrives; `stream.message` is the
+    assistant message accumulated so far; `await stream.result()` drains the rest and returns the
+    ChatResult; `stream.text()` yields only content deltas. Leaving early closes the HTTP response so the
+    server stops generating: `async with client.chat(...) as stream:` makes that deterministic.
+    """
+
+    __slots__ = ("_call", "_gen")
+
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+        self._gen: AsyncGenerator[ChatChunk, None] | None = None
+
+    def __aiter__(self) -> ChatStream:
+        if self._call.finished:
+            raise RuntimeError(
+                "this ChatStream is finished and cannot be iterated again; read stream.message or "
+                "await stream.result(), or call client.chat(...) again for a new reply"
+            )
+        return self
+
+    def __anext__(self) -> Awaitable[ChatChunk]:
+        gen = self._gen
+        if gen is None:
+            gen = self._gen = _chat_chunks(self._call)
+        return gen.__anext__()
+
+    @property
+    def message(self) -> Message:
+        """The assistant message accumulated from the chunks yielded so far."""
+        return self._call.acc.message
+
+    @property
+    def done(self) -> bool:
+        """True once the final (`done: true`) chunk has been received."""
+        return self._call.acc.done
+
+    async def result(self) -> ChatResult:
+        """Read what is left of the stream and return the finished reply."""
+        call = self._call
+        if not call.finished:
+            async for _ in self:
+                pass
+        if call.acc.done:
+            return call.acc.result()
+        if call.error is not None:
+            raise call.error
+        raise RuntimeError("this ChatStream was closed before its final chunk; its partial reply is in "
+                           "stream.message")
+
+    async def text(self) -> AsyncIterator[str]:
+        """Yield only the content deltas (thinking and tool calls are still accumulated)."""
+        async for chunk in self:
+            if chunk.content:
+                yield chunk.content
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its HTTP response (the server stops generating). Idempotent."""
+        call = self._call
+        if self._gen is not None:
+            await self._gen.aclose()
+        call.finished = True
+        _close_response(call)
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Abandoned mid-stream: close the socket now rather than when the generator is finalized.
+        call = self._call
+        if call.response is not None and not call.finished:
+            with contextlib.suppress(Exception):  # the loop may be gone already; nothing left to close then
+                _close_response(call)
+
+    def __repr__(self) -> str:
+        call = self._call
+        state = "done" if call.acc.done else ("closed" if call.finished else
+                                              f"{call.acc.chunks} chunks" if call.acc.chunks else "not started")
+        return f"<ChatStream model={call.model!r} {state}>"
+
+
+def _close_response(call: _Call) -> None:
+    resp = call.response
+    if resp is not None:
+        call.response = None
+        resp.close()
+
+
+async def _chat_chunks(call: _Call) -> AsyncGenerator[ChatChunk, None]:
+    """The read loop: one async generator from bytes to typed chunks, no nested generators per line."""
+    acc = call.acc
+    clean = False
+    try:
+        resp, objs = await call.client._open(call)
+        watchdog = call.watchdog
+        assert watchdog is not None
+        reader = resp.content
+        readany = reader.readany
+        feed = call.decoder.feed
+        now = watchdog.loop.time
+        watchdog.set_phase("idle")
+        while True:
+            for obj in objs:
+                chunk = parse_chat_chunk(obj)
+                acc.add(chunk)
+                yield chunk
+                if chunk.done:
+                    clean = await _drain(reader, watchdog)
+                    return
+            watchdog.last = now()
+            watchdog.reading = True
+            data = await readany()
+            watchdog.reading = False
+            if data:
+                objs = feed(data)
+            else:
+                objs = call.decoder.close()
+                if not objs:
+                    raise StreamInterrupted(
+                        f"the stream from {call.url} (model {call.model!r}) ended after {acc.chunks} chunks "
+                        "without its final `done: true` chunk; the server or a proxy closed it early. "
+                        "The partial reply is in .partial"
+                    )
+    except OllamaError as exc:
+        call.error = _with_context(exc, call)
+        raise call.error from exc.__cause__
+    except (aiohttp.ClientError, OSError, _Expired) as exc:
+        call.error = call.client._translate(exc, call, started=True)[0]
+        raise call.error from exc
+    finally:
+        call.finished = True
+        if call.watchdog is not None:
+            call.watchdog.cancel()
+        resp_ = call.response
+        call.response = None
+        if resp_ is not None:
+            if clean:
+                resp_.release()
+            else:
+                resp_.close()
+
+
+async def _drain(reader: aiohttp.StreamReader, watchdog: _Watchdog) -> bool:
+    """After `done`: read to the end of the body so the connection can go back to the pool."""
+    if reader.at_eof():
+        return True
+    watchdog.set_phase("drain", watchdog.loop.time() + _DRAIN_SECONDS)
+    watchdog.reading = True
+    try:
+        while await reader.readany():
+            pass
+    except (aiohttp.ClientError, OSError, _Expired):
+        return False
+    return True
+
+
+def _with_context(exc: OllamaError, call: _Call) -> OllamaError:
+    """Fill in what the core cannot know: the partial reply, the attempts, and where the bytes came from."""
+    if exc.partial is None:
+        exc.partial = call.partial()
+    exc.attempts = max(call.attempts, 1)
+    exc.failures = tuple(call.failures)
+    if isinstance(exc, (ProtocolError, StreamError)) and call.url not in exc.message:
+        exc.args = (f"{exc.message} (from {call.url}, model {call.model!r})",)
+    return exc
+
+
+class AsyncOllama:
+    """An asyncio client for Ollama's native API.
+
+    `host` (or OLLAMA_HOST, else http://127.0.0.1:11434) follows Ollama's own rules. `headers` are added to
+    every request; OLLAMA_API_KEY, when set, is sent as a bearer token. `timeouts` and `retry` set the
+    phase limits and the retry policy; `max_line_bytes` bounds one NDJSON line; `pool_limit` caps open
+    connections; `ssl` is passed to aiohttp (TLS verification stays on unless you pass something here).
+    Use it as `async with AsyncOllama() as client:` or call `await client.aclose()`.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        pool_limit: int = 100,
+        ssl: Any = None,
+    ) -> None:
+        self.host = resolve_host(host)
+        self.timeouts = timeouts if timeouts is not None else Timeouts()
+        self.retry = retry if retry is not None else RetryPolicy()
+        if not isinstance(self.timeouts, Timeouts):
+            raise TypeError(f"timeouts must be a Timeouts, not {type(self.timeouts).__name__}")
+        if not isinstance(self.retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, not {type(self.retry).__name__}")
+        if isinstance(max_line_bytes, bool) or not isinstance(max_line_bytes, int) or max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be a positive int, got {max_line_bytes!r}")
+        if isinstance(pool_limit, bool) or not isinstance(pool_limit, int) or pool_limit < 1:
+            raise ValueError(f"pool_limit must be a positive int, got {pool_limit!r}")
+        self.max_line_bytes = max_line_bytes
+        self.pool_limit = pool_limit
+        self._ssl = ssl
+        self._headers = _build_headers(headers)
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_guard: AsyncGenerator[None, None] | None = None
+        self._closed = False
+        self._sleep = asyncio.sleep
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"AsyncOllama(host={self.host!r})"
+
+    async def __aenter__(self) -> AsyncOllama:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool. The client cannot be used afterwards."""
+        self._closed = True
+        await self._drop_session()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def _drop_session(self) -> None:
+        session, guard = self._session, self._loop_guard
+        self._session = self._loop_guard = None
+        self._session_loop = None
+        if session is not None and not session.closed:
+            await session.close()
+        if guard is not None:
+            await guard.aclose()
+
+    async def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this AsyncOllama is closed; create a new client")
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and self._session_loop is loop and not session.closed:
+            return session
+        if session is not None and self._session_loop is not loop:
+            if self._session_loop is not None and not self._session_loop.is_closed() \
+                    and self._session_loop.is_running():
+                raise RuntimeError(
+                    "this AsyncOllama is in use by another running event loop; create one client per loop "
+                    "(or use the blocking Ollama client across threads)"
+                )
+            # The old loop has ended: its session was closed by the loop guard (see below); start afresh.
+            self._session = self._loop_guard = None
+        timeouts = self.timeouts
+        connector = aiohttp.TCPConnector(limit=self.pool_limit, **({"ssl": self._ssl}
+                                                                   if self._ssl is not None else {}))
+        session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect),
+            auto_decompress=True,
+        )
+        self._session, self._session_loop = session, loop
+        # asyncio.run() finalizes live async generators before closing its loop: this one closes the
+        # session then, so a client used across several asyncio.run() calls leaves no socket behind.
+        guard = _close_with_loop(session)
+        await guard.__anext__()
+        self._loop_guard = guard
+        return session
+
+    def chat(
+        self,
+        model: str,
+        messages: list[Message] | list[dict[str, Any]] | list[Message | dict[str, Any]],
+        *,
+        think: bool | str | None = None,
+        tools: list[Any] | None = None,
+        format: str | dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+    ) -> ChatStream:
+        """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent until the
+        returned ChatStream is iterated. An argument left as None is not sent (the server's default holds).
+        """
+        body = build_chat_request(model, messages, think=think, tools=tools, format=format, options=options,
+                                  keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
+        return ChatStream(_Call(self, "/api/chat", orjson.dumps(body), model))
+
+    # -- the request machinery shared by every streamed endpoint --------------------------------------
+
+    async def _open(self, call: _Call) -> tuple[aiohttp.ClientResponse, list[dict[str, Any]]]:
+        """Send the request, retrying what is safe, until the first line is decoded."""
+        session = await self._get_session()
+        loop = asyncio.get_running_loop()
+        watchdog = call.watchdog = _Watchdog(loop, self.timeouts)
+        policy = self.retry
+        while True:
+            call.attempts += 1
+            watchdog.start_attempt()
+            resp: aiohttp.ClientResponse | None = None
+            try:
+                try:
+                    resp = call.response = await session.post(call.url, data=call.body)
+                    watchdog.reader = resp.content
+                    if not 200 <= resp.status < 300:
+                        raise await self._status_error(resp, call)
+                    content_type = resp.headers.get("Content-Type", "")
+                    if content_type.startswith("text/html"):
+                        raise ProtocolError(
+                            f"{call.url} answered 200 with an HTML page, not Ollama's NDJSON stream; "
+                            "is host / OLLAMA_HOST pointing at Ollama (and not at a web server or proxy page)?"
+                        )
+                    return resp, await _first_objects(resp.content, call.decoder)
+                except asyncio.CancelledError:
+                    if watchdog.fired and watchdog.reader is None and _only_our_cancel(watchdog.task):
+                        raise _Expired(watchdog.fired, watchdog.limit()) from None
+                    raise
+            except (aiohttp.ClientError, OSError, _Expired, ResponseError, _EarlyEOF) as exc:
+                _close_response(call)
+                error: OllamaError
+                if isinstance(exc, ResponseError):
+                    error, reason, retryable = exc, str(exc.status_code), exc.status_code in RETRYABLE_STATUSES
+                else:
+                    error, reason, retryable = self._translate(exc, call, started=False)
+                call.failures.append(reason)
+                delay = policy.delay(call.attempts, getattr(error, "retry_after", None), self._rng) \
+                    if retryable and call.attempts < policy.max_attempts else None
+                if delay is None or loop.time() + delay >= watchdog.total_deadline:
+                    watchdog.cancel()
+                    raise _final(error, call) from (exc if error is not exc else exc.__cause__)
+                await self._sleep(delay)
+            except OllamaError as exc:
+                _close_response(call)
+                watchdog.cancel()
+                raise _with_context(exc, call) from exc.__cause__
+
+    async def _status_error(self, resp: aiohttp.ClientResponse, call: _Call) -> ResponseError:
+        try:
+            body = await resp.content.read(_ERROR_BODY_LIMIT)
+        except (aiohttp.ClientError, OSError, _Expired):
+            body = b""
+        text = ""
+        try:
+            decoded = orjson.loads(body) if body else None
+            if isinstance(decoded, dict):
+                text = error_text(decoded) or ""
+        except orjson.JSONDecodeError:
+            pass
+        if not text:
+            text = body[:2000].decode("utf-8", "replace").strip()[:500] or (resp.reason or "no body")
+        status = resp.status
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        common = {"status_code": status, "error": text, "url": call.url, "model": call.model,
+                  "retry_after": retry_after}
+        if status == 404:
+            return ModelNotFoundError(
+                f"model {call.model!r} not found on {self.host} (HTTP 404: {text}). "
+                f"Pull it first: ollama pull {call.model}",
+                **common,  # type: ignore[arg-type]
+            )
+        hint = _STATUS_HINTS.get(status, "")
+        return ResponseError(f"HTTP {status} from {call.url} (model {call.model!r}): {text}. {hint}".rstrip(),
+                             **common)  # type: ignore[arg-type]
+
+    def _translate(self, exc: BaseException, call: _Call, *, started: bool) -> tuple[OllamaError, str, bool]:
+        """Map a transport failure to (our error, a short reason for the attempt log, is it retryable)."""
+        partial = call.partial()
+        kw: dict[str, Any] = {"partial": partial, "attempts": max(call.attempts, 1),
+                              "failures": tuple(call.failures)}
+        url = call.url
+        if isinstance(exc, (_Expired, aiohttp.ConnectionTimeoutError)):
+            phase, limit = (exc.phase, exc.limit) if isinstance(exc, _Expired) else ("connect",
+                                                                                    self.timeouts.connect)
+            what = {
+                "connect": "could not connect to",
+                "first_chunk": "got no first chunk from",
+                "idle": "got no new line from",
+                "total": "did not finish the call to",
+                "drain": "did not see the end of",
+            }.get(phase, "timed out on")
+            err: OllamaError = OllamaTimeoutError(
+                f"{what} {url} (model {call.model!r}) within {limit}s ({phase} timeout). "
+                f"{_TIMEOUT_HINTS.get(phase, '')}".rstrip(),
+                phase=phase, timeout=limit, **kw,
+            )
+            return err, f"{phase} timeout", (phase in ("connect", "first_chunk") and not started)
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            return OllamaConnectionError(
+                f"cannot resolve the host of {self.host}: {exc.os_error}. Check host= or OLLAMA_HOST.",
+                url=url, **kw), "DNS failure", True
+        if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+            return OllamaConnectionError(
+                f"TLS failed with {self.host}: {exc}. Check the certificate, or pass ssl= to AsyncOllama.",
+                url=url, **kw), "TLS failure", False
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = _os_reason(exc.os_error)
+            return OllamaConnectionError(
+                f"cannot connect to Ollama at {self.host}: {reason}. Is it running? Start it with "
+                "`ollama serve`, or point host= / OLLAMA_HOST at the right address.",
+                url=url, **kw), reason, True
+        if isinstance(exc, aiohttp.ClientResponseError):  # aiohttp could not parse the HTTP response
+            return ProtocolError(f"{url} did not answer with valid HTTP ({exc.message}); is host / OLLAMA_HOST "
+                                 "pointing at Ollama?", **kw), "invalid HTTP", False
+        if isinstance(exc, aiohttp.InvalidURL):
+            return OllamaConnectionError(f"invalid URL {url}: {exc}", url=url, **kw), "invalid URL", False
+        # Dropped connections: ServerDisconnectedError, ClientPayloadError, resets, early EOF.
+        detail = str(exc) or type(exc).__name__
+        if started:
+            return StreamInterrupted(
+                f"the connection to {url} (model {call.model!r}) dropped after {call.acc.chunks} chunks, "
+                f"before the final chunk ({detail}). The partial reply is in .partial; nothing was retried "
+                "because output had already reached you.", **kw), "connection dropped", False
+        return OllamaConnectionError(
+            f"the connection to {url} (model {call.model!r}) closed before the first chunk ({detail}). "
+            "Check the server log; a proxy may be cutting the connection.",
+            url=url, **kw), "connection reset", True
+
+
+_TIMEOUT_HINTS = {
+    "connect": "Is the server reachable? Raise Timeouts(connect=...) for slow networks.",
+    "first_chunk": "The model may still be loading: raise Timeouts(first_chunk=...) or preload it with "
+                   "keep_alive.",
+    "idle": "The server stalled mid-reply; raise Timeouts(idle=...) if this model is slow.",
+    "total": "Raise Timeouts(total=...) or set it to None for no overall limit.",
+}
+
+
+class _EarlyEOF(Exception):
+    """The body ended before its first line."""
+
+
+async def _first_objects(reader: aiohttp.StreamReader, decoder: NDJSONDecoder) -> list[dict[str, Any]]:
+    while True:
+        data = await reader.readany()
+        if not data:
+            objs = decoder.close()
+            if objs:
+                return objs
+            raise _EarlyEOF("the response body ended before its first line")
+        objs = decoder.feed(data)
+        if objs:
+            return objs
+
+
+def _final(error: OllamaError, call: _Call) -> OllamaError:
+    """The error that ends a call, with the attempt log in its message when there were retries."""
+    error.attempts = call.attempts
+    error.failures = tuple(call.failures)
+    if call.attempts > 1:
+        error.args = (f"{error.message} (gave up after {call.attempts} attempts: {', '.join(call.failures)})",)
+    return error
+
+
+def _os_reason(exc: OSError | None) -> str:
+    if exc is None:
+        return "connection failed"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if not session.closed:
+            await session.close()
+
+
+def _build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    out = {
+        "User-Agent": f"ollama-stream/{__version__}",
+        "Content-Type": "application/json",
+        "Accept": "application/x-ndjson, application/json",
+    }
+    key = os.environ.get("OLLAMA_API_KEY", "").strip()
+    if key:
+        out["Authorization"] = f"Bearer {key}"
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("headers must map str names to str values")
+        if any(c in name for c in "\r\n:\0") or not name.strip():
+            raise ValueError(f"invalid header name {name!r}")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"the value of header {name!r} contains a line break or NUL")
+        out[name] = value
+    return out

@@ -1,0 +1,184 @@
+"""Configuration: the host (OLLAMA_HOST rules), Timeouts by phase, and the RetryPolicy.
+
+Pure values and functions: no I/O beyond reading the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+__all__ = [
+    "DEFAULT_HOST",
+    "RETRYABLE_STATUSES",
+    "RetryPolicy",
+    "Timeouts",
+    "parse_retry_after",
+    "resolve_host",
+]
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+_DEFAULT_PORT = "11434"
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_SECONDS = re.compile(r"\d{1,9}(\.\d*)?")
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def resolve_host(host: str | None = None) -> str:
+    """The base URL to talk to: `host`, else `OLLAMA_HOST`, else http://127.0.0.1:11434.
+
+    Follows Ollama's own rules (envconfig.Host): whitespace and quotes stripped; no scheme -> http on port
+    11434; `http://` without a port -> 80, `https://` -> 443; `:1234` -> 127.0.0.1:1234; bare IPv6
+    literals are bracketed; a path prefix is kept (trailing `/` dropped); the listen addresses 0.0.0.0
+    and :: become 127.0.0.1 and ::1. Any scheme other than http or https is a ValueError.
+    """
+    source = "host"
+    if host is None:
+        host = os.environ.get("OLLAMA_HOST")
+        source = "OLLAMA_HOST"
+    if host is None:
+        return DEFAULT_HOST
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    text = host.strip().strip("\"'").strip()
+    if not text:
+        return DEFAULT_HOST
+
+    scheme, sep, hostport = text.partition("://")
+    default_port = _DEFAULT_PORT
+    if not sep:
+        scheme, hostport = "http", text
+    else:
+        scheme = scheme.lower()
+        if scheme == "http":
+            default_port = "80"
+        elif scheme == "https":
+            default_port = "443"
+        else:
+            raise ValueError(f"{source}={host!r}: the scheme must be http or https, not {scheme!r}")
+
+    hostport, slash, path = hostport.partition("/")
+    path = (slash + path).rstrip("/")
+    name, port = _split_host_port(hostport)
+    if port is None:
+        port = default_port
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"{source}={host!r}: the port must be a number from 1 to 65535, not {port!r}")
+
+    ip = _parse_ip(name)
+    if not name or (ip is not None and ip.is_unspecified and ip.version == 4):
+        name = "127.0.0.1"
+    elif ip is not None and ip.version == 6:
+        name = "[::1]" if ip.is_unspecified else f"[{ip.compressed}]"
+    return f"{scheme}://{name}:{int(port)}{path}"
+
+
+def _split_host_port(hostport: str) -> tuple[str, str | None]:
+    """Split `host:port`, `[v6]:port`, `[v6]`, a bare v6 literal or a bare host."""
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed '[' in host {hostport!r}")
+        name, rest = hostport[1:end], hostport[end + 1:]
+        if not rest:
+            return name, None
+        if not rest.startswith(":"):
+            raise ValueError(f"unexpected {rest!r} after ']' in host {hostport!r}")
+        return name, rest[1:]
+    if hostport.count(":") > 1:  # a bare IPv6 literal such as ::1 has no port
+        return hostport, None
+    name, colon, port = hostport.partition(":")
+    return name, (port if colon else None)
+
+
+def _check_limit(name: str, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Timeouts.{name} must be a number of seconds or None, not {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"Timeouts.{name} must be > 0 seconds (or None for no limit), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Limits in seconds for each phase of a request; None means no limit.
+
+    connect: opening the TCP (and TLS) connection. first_chunk: request sent -> first streamed line (this
+    covers loading the model, which can take minutes). idle: the gap between two lines. total: the whole
+    call, retries included.
+    """
+
+    connect: float | None = 10.0
+    first_chunk: float | None = 300.0
+    idle: float | None = 120.0
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "first_chunk", "idle", "total"):
+            _check_limit(name, getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Which failures are retried, how often, and how long to wait between attempts.
+
+    Only failures before the first chunk reaches the caller are retried: connection refused or reset,
+    DNS failures, connect and first-chunk timeouts, and HTTP 408, 429, 500, 502, 503, 504.
+    The wait before retry n (n = 1, 2, ...) is min(max_delay, base_delay * 2**(n-1)) scaled by a
+    uniform factor in [1 - jitter, 1 + jitter]; a Retry-After header is honoured, capped by max_delay.
+    `max_attempts=1` turns retries off.
+    """
+
+    max_attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+    jitter: float = 0.25
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise TypeError("RetryPolicy.max_attempts must be an int")
+        if self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be >= 1 (1 = no retry), got {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("RetryPolicy.base_delay and max_delay must be >= 0")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"RetryPolicy.jitter must be within 0..1, got {self.jitter}")
+
+    def delay(self, retry: int, retry_after: float | None = None, rng: Any = random) -> float:
+        """Seconds to wait before retry number `retry` (1 for the first retry)."""
+        if retry_after is not None:
+            return max(0.0, min(self.max_delay, retry_after))
+        base = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        if self.jitter:
+            base *= rng.uniform(1 - self.jitter, 1 + self.jitter)
+        return float(base)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date. None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    reference = time.time() if now is None else now
+    return max(0.0, when.timestamp() - reference)

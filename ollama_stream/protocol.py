@@ -1,0 +1,346 @@
+"""The sans-I/O core: NDJSON bytes -> decoded objects -> typed chunks -> an accumulated reply.
+
+Nothing here reads a socket or imports aiohttp. `NDJSONDecoder` takes byte fragments split anywhere and
+returns the complete JSON objects; `parse_chat_chunk` types one object; `ChatAccumulator` folds chunks
+into the assistant message exactly as Ollama's streaming spec asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .errors import ProtocolError, StreamError
+from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "THINK_LEVELS",
+    "build_chat_request",
+    "ChatAccumulator",
+    "NDJSONDecoder",
+    "error_text",
+    "parse_chat_chunk",
+    "parse_metrics",
+]
+
+DEFAULT_MAX_LINE_BYTES = 16 * 2**20
+_PREVIEW = 200
+_NO_OBJECTS: list[dict[str, Any]] = []  # shared, never mutated: feed() returns it when no line completed
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+class NDJSONDecoder:
+    """Split a byte stream into lines and decode each as a JSON object.
+
+    Feed it fragments as they arrive (`feed`), then call `close()` at EOF for a last line without `\\n`.
+    Blank lines are skipped, `\\r\\n` endings accepted. A line longer than `max_line_bytes` raises
+    ProtocolError as soon as it is known to be too long, without waiting for its end.
+    """
+
+    __slots__ = ("_max", "_partial", "lines")
+
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
+        self._max = max_line_bytes
+        self._partial = bytearray()
+        self.lines = 0  # complete lines seen so far, blank ones included: error messages name line numbers
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Take the next fragment; return the objects of every line it completes (often none or one)."""
+        if b"\n" not in data:
+            partial = self._partial
+            partial += data
+            if len(partial) > self._max:
+                self._too_long(len(partial), self.lines + 1)
+            return _NO_OBJECTS
+        if self._partial:
+            self._partial += data
+            data = bytes(self._partial)
+            self._partial.clear()
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:  # an over-long tail is refused by the next feed() or close(), after these lines are out
+            self._partial += tail
+        out = []
+        for line in lines:
+            self.lines += 1
+            if not line:
+                continue
+            if len(line) > self._max:
+                self._too_long(len(line), self.lines)
+            try:
+                obj = _loads(line)
+            except _JSONDecodeError:
+                if not line.strip():
+                    continue
+                raise self._bad_line(line, "is not valid JSON") from None
+            if type(obj) is not dict:
+                raise self._bad_line(line, f"is a JSON {type(obj).__name__}, not an object")
+            out.append(obj)
+        return out
+
+    def close(self) -> list[dict[str, Any]]:
+        """End of input: decode a last line that had no trailing newline."""
+        if not self._partial:
+            return _NO_OBJECTS
+        return self.feed(b"\n")
+
+    @property
+    def pending_bytes(self) -> int:
+        """How many bytes of an incomplete line are buffered."""
+        return len(self._partial)
+
+    def _bad_line(self, line: bytes, what: str) -> ProtocolError:
+        preview = bytes(line[:_PREVIEW])
+        more = f" (first {_PREVIEW} of {len(line)} bytes)" if len(line) > _PREVIEW else ""
+        return ProtocolError(f"line {self.lines} of the stream {what}: {preview!r}{more}")
+
+    def _too_long(self, size: int, line_number: int) -> None:
+        self._partial.clear()
+        raise ProtocolError(
+            f"line {line_number} of the stream is over max_line_bytes={self._max} ({size} bytes so far); "
+            "raise max_line_bytes on the client if such long lines are expected"
+        )
+
+
+def error_text(obj: dict[str, Any]) -> str | None:
+    """The server's text when a line is an `{"error": ...}` line, else None."""
+    err = obj.get("error")
+    if err is None:
+        return None
+    return err if isinstance(err, str) else orjson.dumps(err).decode()
+
+
+def _bad_field(name: str, value: object, expected: str) -> ProtocolError:
+    return ProtocolError(f"field {name!r} of a chunk should be {expected}, got {type(value).__name__}: "
+                         f"{repr(value)[:_PREVIEW]}")
+
+
+_METRIC_FIELDS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
+                  "eval_count", "eval_duration")
+
+
+def parse_metrics(obj: dict[str, Any]) -> Metrics:
+    """The six counters of a final chunk (or of any response that carries them); absent ones are None."""
+    values: list[int | None] = []
+    for name in _METRIC_FIELDS:
+        value = obj.get(name)
+        if value is not None and (type(value) is not int):
+            if type(value) is float and value.is_integer():
+                value = int(value)
+            else:
+                raise _bad_field(name, value, "an integer")
+        values.append(value)
+    return Metrics(*values)
+
+
+def _parse_tool_calls(value: object) -> tuple[ToolCall, ...]:
+    if type(value) is not list:
+        raise _bad_field("message.tool_calls", value, "a list")
+    try:
+        return tuple(ToolCall.from_dict(call) for call in value)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"a tool call in the stream is malformed: {exc}") from None
+
+
+def parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
+    """Type one decoded `/api/chat` line. Raises StreamError for an error line, ProtocolError for wrong types."""
+    if "error" in obj:
+        text = error_text(obj) or ""
+        raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
+    message = obj.get("message")
+    if message is None:
+        content = thinking = ""
+        tool_calls: tuple[ToolCall, ...] = ()
+    elif type(message) is dict:
+        content = message.get("content", "")
+        if type(content) is not str:
+            if content is not None:
+                raise _bad_field("message.content", content, "a string")
+            content = ""
+        thinking = message.get("thinking", "")
+        if type(thinking) is not str:
+            if thinking is not None:
+                raise _bad_field("message.thinking", thinking, "a string")
+            thinking = ""
+        calls = message.get("tool_calls")
+        tool_calls = _parse_tool_calls(calls) if calls else ()
+    else:
+        raise _bad_field("message", message, "an object")
+
+    done = obj.get("done", False)
+    if done is True:
+        metrics: Metrics | None = parse_metrics(obj)
+        done_reason = obj.get("done_reason")
+        if done_reason is not None and type(done_reason) is not str:
+            raise _bad_field("done_reason", done_reason, "a string")
+    elif done is False:
+        metrics = done_reason = None
+    else:
+        raise _bad_field("done", done, "a boolean")
+
+    model = obj.get("model", "")
+    if type(model) is not str:
+        raise _bad_field("model", model, "a string")
+    created_at = obj.get("created_at", "")
+    if type(created_at) is not str:
+        raise _bad_field("created_at", created_at, "a string")
+    logprobs = obj.get("logprobs")
+    if logprobs is not None and type(logprobs) is not list:
+        raise _bad_field("logprobs", logprobs, "a list")
+    return ChatChunk(model, created_at, content, thinking, tool_calls, done, done_reason, metrics, logprobs, obj)
+
+
+class ChatAccumulator:
+    """Folds ChatChunks into the reply, as Ollama's streaming spec asks.
+
+    Content and thinking are concatenated; tool calls are collected from every chunk, the final one
+    included (newer servers attach them there); metrics and done_reason come from the final chunk.
+    """
+
+    __slots__ = ("_content", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
+                 "done_reason", "metrics", "model")
+
+    def __init__(self) -> None:
+        self._content: list[str] = []
+        self._thinking: list[str] = []
+        self._tool_calls: list[ToolCall] = []
+        self._logprobs: list[Any] | None = None
+        self.model = ""
+        self.done = False
+        self.done_reason: str | None = None
+        self.metrics: Metrics | None = None
+        self.chunks = 0
+
+    def add(self, chunk: ChatChunk) -> None:
+        """Fold in one chunk."""
+        self.chunks += 1
+        if chunk.content:
+            self._content.append(chunk.content)
+        if chunk.thinking:
+            self._thinking.append(chunk.thinking)
+        if chunk.tool_calls:
+            self._tool_calls.extend(chunk.tool_calls)
+        if chunk.logprobs:
+            if self._logprobs is None:
+                self._logprobs = []
+            self._logprobs.extend(chunk.logprobs)
+        if chunk.done:
+            self.done = True
+            self.done_reason = chunk.done_reason
+            self.metrics = chunk.metrics
+            self.model = chunk.model or self.model
+        elif not self.model:
+            self.model = chunk.model
+
+    @property
+    def content(self) -> str:
+        return "".join(self._content)
+
+    @property
+    def thinking(self) -> str:
+        return "".join(self._thinking)
+
+    @property
+    def message(self) -> Message:
+        """The assistant message accumulated so far, ready to append to the history."""
+        return Message("assistant", self.content, self.thinking, (), tuple(self._tool_calls))
+
+    def result(self) -> ChatResult:
+        """The finished reply (call after the final chunk)."""
+        return ChatResult(self.message, self.model, self.done_reason, self.metrics, self._logprobs)
+
+
+THINK_LEVELS = ("low", "medium", "high", "max")
+
+
+def check_model(model: object) -> str:
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a str, not {type(model).__name__}")
+    if not model.strip():
+        raise ValueError("model must be a non-empty model name, such as 'qwen3' or 'llama3.2:3b'")
+    return model
+
+
+def check_think(think: object) -> bool | str:
+    if think is True or think is False:
+        return think
+    if isinstance(think, str) and think in THINK_LEVELS:
+        return think
+    raise ValueError(f"think must be True, False or one of {', '.join(map(repr, THINK_LEVELS))}; got {think!r}")
+
+
+def wire_messages(messages: object) -> list[dict[str, Any]]:
+    """Validate `messages` (Message objects or plain dicts) and return their wire form."""
+    if isinstance(messages, (str, bytes, dict)) or not isinstance(messages, (list, tuple)):
+        raise TypeError(f"messages must be a list of Message or dict, not {type(messages).__name__}")
+    out = []
+    for i, item in enumerate(messages):
+        try:
+            if isinstance(item, Message):
+                item.__post_init__()  # re-validate: a Message may have been changed since it was built
+                out.append(item.to_dict())
+            else:
+                out.append(Message.from_dict(item).to_dict())
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"messages[{i}]: {exc}") from None
+    return out
+
+
+def check_tools(tools: object) -> list[Any]:
+    if isinstance(tools, (str, bytes, dict)) or not isinstance(tools, (list, tuple)):
+        raise TypeError(f"tools must be a list of tool schemas, not {type(tools).__name__}")
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise TypeError(f"tools[{i}] must be a tool schema dict "
+                            f"({{'type': 'function', 'function': {{...}}}}), not {type(tool).__name__}")
+    return list(tools)
+
+
+def build_chat_request(
+    model: str,
+    messages: object,
+    *,
+    think: object = None,
+    tools: object = None,
+    format: object = None,
+    options: object = None,
+    keep_alive: object = None,
+    logprobs: object = None,
+    top_logprobs: object = None,
+    stream: bool = True,
+) -> dict[str, Any]:
+    """Validate the arguments of a chat call and build its JSON body. Only arguments that are set are sent."""
+    body: dict[str, Any] = {"model": check_model(model), "messages": wire_messages(messages), "stream": stream}
+    if think is not None:
+        body["think"] = check_think(think)
+    if tools is not None:
+        body["tools"] = check_tools(tools)
+    if format is not None:
+        if format != "json" and not isinstance(format, dict):
+            raise ValueError(f"format must be 'json' or a JSON Schema dict, got {format!r}")
+        body["format"] = format
+    if options is not None:
+        if not isinstance(options, dict):
+            raise TypeError(f"options must be a dict such as {{'temperature': 0}}, not {type(options).__name__}")
+        body["options"] = options
+    if keep_alive is not None:
+        if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float, str)):
+            raise TypeError("keep_alive must be seconds (a number) or a duration string such as '5m', "
+                            f"not {type(keep_alive).__name__}")
+        body["keep_alive"] = keep_alive
+    if logprobs is not None:
+        if not isinstance(logprobs, bool):
+            raise TypeError(f"logprobs must be a bool, not {type(logprobs).__name__}")
+        body["logprobs"] = logprobs
+    if top_logprobs is not None:
+        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
+            raise TypeError(f"top_logprobs must be an int, not {type(top_logprobs).__name__}")
+        if not 0 <= top_logprobs <= 20:
+            raise ValueError(f"top_logprobs must be within 0..20, got {top_logprobs}")
+        body["top_logprobs"] = top_logprobs
+    return body
