@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -169,11 +170,11 @@ class FakeOllama:
         app.router.add_post("/api/chat", self._chat)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(self._runner, sock).start()
+        self._port = sock.getsockname()[1]
         self._disconnected = asyncio.Event()
 
     async def stop(self) -> None:
