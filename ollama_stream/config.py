@@ -160,7 +160,7 @@ class RetryPolicy:
     def delay(self, retry: int, retry_after: float | None = None, rng: Any = random) -> float:
         """Seconds to wait before retry number `retry` (1 for the first retry)."""
         if retry_after is not None:
-            return max(0.0, min(self.max_delay, retry_after))
+            return float(max(0.0, min(self.max_delay, retry_after)))
         base = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
         if self.jitter:
             base *= rng.uniform(1 - self.jitter, 1 + self.jitter)

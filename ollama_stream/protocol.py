@@ -112,7 +112,12 @@ def error_text(obj: dict[str, Any]) -> str | None:
     err = obj.get("error")
     if err is None:
         return None
-    return err if isinstance(err, str) else orjson.dumps(err).decode()
+    if isinstance(err, str):
+        return err
+    try:
+        return orjson.dumps(err).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits, which a Python caller can build
+        return repr(err)
 
 
 def _bad_field(name: str, value: object, expected: str) -> ProtocolError:

@@ -106,9 +106,9 @@ class Message:
             self.thinking = ""
         elif not isinstance(self.thinking, str):
             raise TypeError(f"thinking must be a str, not {type(self.thinking).__name__}")
-        if type(self.images) is not tuple:
+        if self.images != ():
             self.images = tuple(_image_to_base64(image) for image in _sequence(self.images, "images"))
-        if type(self.tool_calls) is not tuple:
+        if self.tool_calls != ():
             self.tool_calls = tuple(
                 call if isinstance(call, ToolCall) else ToolCall.from_dict(call)
                 for call in _sequence(self.tool_calls, "tool_calls")
