@@ -299,6 +299,8 @@ async def _chat_chunks(call: _Call) -> AsyncGenerator[ChatChunk, None]:
                 if chunk.done:
                     clean = await _drain(reader, watchdog)
                     return
+            if call.decoder.error is not None:
+                raise call.decoder.error
             watchdog.last = now()
             watchdog.reading = True
             data = await readany()

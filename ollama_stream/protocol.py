@@ -40,7 +40,7 @@ class NDJSONDecoder:
     ProtocolError as soon as it is known to be too long, without waiting for its end.
     """
 
-    __slots__ = ("_max", "_partial", "lines")
+    __slots__ = ("_max", "_partial", "error", "lines")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         if max_line_bytes < 1:
@@ -48,14 +48,19 @@ class NDJSONDecoder:
         self._max = max_line_bytes
         self._partial = bytearray()
         self.lines = 0  # complete lines seen so far, blank ones included: error messages name line numbers
+        # A bad line after good ones in the same fragment: the good ones are returned first and this is
+        # raised by the next feed()/close(); callers that may not call again check it after each batch.
+        self.error: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         """Take the next fragment; return the objects of every line it completes (often none or one)."""
+        if self.error is not None:
+            raise self.error
         if b"\n" not in data:
             partial = self._partial
             partial += data
             if len(partial) > self._max:
-                self._too_long(len(partial), self.lines + 1)
+                raise self._too_long(len(partial), self.lines + 1)
             return _NO_OBJECTS
         if self._partial:
             self._partial += data
@@ -71,20 +76,29 @@ class NDJSONDecoder:
             if not line:
                 continue
             if len(line) > self._max:
-                self._too_long(len(line), self.lines)
+                return self._fail(out, self._too_long(len(line), self.lines))
             try:
                 obj = _loads(line)
             except _JSONDecodeError:
                 if not line.strip():
                     continue
-                raise self._bad_line(line, "is not valid JSON") from None
+                return self._fail(out, self._bad_line(line, "is not valid JSON"))
             if type(obj) is not dict:
-                raise self._bad_line(line, f"is a JSON {type(obj).__name__}, not an object")
+                return self._fail(out, self._bad_line(line, f"is a JSON {type(obj).__name__}, not an object"))
             out.append(obj)
         return out
 
+    def _fail(self, good: list[dict[str, Any]], error: ProtocolError) -> list[dict[str, Any]]:
+        self._partial.clear()
+        if not good:
+            raise error
+        self.error = error
+        return good
+
     def close(self) -> list[dict[str, Any]]:
         """End of input: decode a last line that had no trailing newline."""
+        if self.error is not None:
+            raise self.error
         if not self._partial:
             return _NO_OBJECTS
         return self.feed(b"\n")
@@ -99,9 +113,9 @@ class NDJSONDecoder:
         more = f" (first {_PREVIEW} of {len(line)} bytes)" if len(line) > _PREVIEW else ""
         return ProtocolError(f"line {self.lines} of the stream {what}: {preview!r}{more}")
 
-    def _too_long(self, size: int, line_number: int) -> None:
+    def _too_long(self, size: int, line_number: int) -> ProtocolError:
         self._partial.clear()
-        raise ProtocolError(
+        return ProtocolError(
             f"line {line_number} of the stream is over max_line_bytes={self._max} ({size} bytes so far); "
             "raise max_line_bytes on the client if such long lines are expected"
         )

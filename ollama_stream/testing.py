@@ -67,6 +67,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    peer: tuple[str, int] | None = None  # the client's address: equal peers mean a reused connection
 
 
 def _as_tool_call(call: ToolCall | Mapping[str, Any]) -> ToolCall:
@@ -246,7 +247,9 @@ class FakeOllama:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = raw
-        self.received.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        self.received.append(RecordedRequest(request.method, request.path, dict(request.headers), body,
+                                             tuple(peer) if peer else None))
         return body
 
     async def _root(self, request: web.Request) -> web.StreamResponse:

@@ -143,10 +143,15 @@ def test_transcript_split_at_every_point(name: str) -> None:
 
 @pytest.mark.parametrize("name", TRANSCRIPTS)
 def test_transcript_with_trailing_junk_raises_after_the_good_lines(name: str) -> None:
-    data = load(name).rstrip(b"\n") + b"\nnot json at all\n"
+    good = load(name)
+    data = good.rstrip(b"\n") + b"\nnot json at all\n{\"after\": 1}\n"
     decoder = NDJSONDecoder()
+    assert decoder.feed(data) == reference_objects(good)  # the good lines come out first
+    assert decoder.error is not None
     with pytest.raises(ProtocolError, match=r"line \d+ of the stream is not valid JSON: b'not json at all'"):
-        decoder.feed(data)
+        decoder.close()
+    with pytest.raises(ProtocolError):
+        decoder.feed(b"{}\n")  # a failed decoder stays failed
 
 
 def test_multibyte_character_split_in_two() -> None:
@@ -184,8 +189,9 @@ def test_close_with_half_a_line_is_a_protocol_error() -> None:
 def test_invalid_json_names_line_number_and_first_200_bytes() -> None:
     decoder = NDJSONDecoder()
     bad = b"<html>" + b"x" * 500
+    assert decoder.feed(b'{"ok":1}\n\n' + bad + b"\n") == [{"ok": 1}]
     with pytest.raises(ProtocolError) as info:
-        decoder.feed(b'{"ok":1}\n\n' + bad + b"\n")
+        decoder.close()
     message = str(info.value)
     assert "line 3 " in message
     assert repr(bad[:200]) in message

@@ -1,0 +1,42 @@
+"""Shared fixtures: FakeOllama in the test's loop, a client on it, and a guard against leaked resources."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from ollama_stream import AsyncOllama, RetryPolicy
+from ollama_stream.testing import FakeOllama
+
+# Retries without waiting: the policy's arithmetic is tested on its own in test_config.py.
+NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """Fail the test if the event loop reports anything (aiohttp reports unclosed sessions this way)."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    yield seen
+    gc.collect()
+    await asyncio.sleep(0)  # let finalizers scheduled by gc run
+    loop.set_exception_handler(previous)
+    assert not seen, f"the event loop reported: {[c.get('message') for c in seen]}"
+
+
+@pytest.fixture
+async def fake(loop_errors: list[dict[str, Any]]) -> AsyncIterator[FakeOllama]:
+    async with FakeOllama() as server:
+        yield server
+
+
+@pytest.fixture
+async def client(fake: FakeOllama) -> AsyncIterator[AsyncOllama]:
+    async with AsyncOllama(fake.url, retry=NO_WAIT) as c:
+        yield c
