@@ -70,7 +70,7 @@ class NDJSONDecoder:
         tail = lines.pop()
         if tail:  # an over-long tail is refused by the next feed() or close(), after these lines are out
             self._partial += tail
-        out = []
+        out: list[dict[str, Any]] = []
         for line in lines:
             self.lines += 1
             if not line:
