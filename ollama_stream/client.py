@@ -77,8 +77,8 @@ class _Watchdog:
     waiting task, which `_open` turns into OllamaTimeoutError.
     """
 
-    __slots__ = ("_handle", "fired", "idle", "last", "loop", "phase", "phase_deadline", "reader",
-                 "reading", "task", "timeouts", "total_deadline")
+    __slots__ = ("_handle", "cancelled_task", "fired", "idle", "last", "loop", "phase", "phase_deadline",
+                 "reader", "reading", "task", "timeouts", "total_deadline")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeouts: Timeouts) -> None:
         self.loop = loop
@@ -90,6 +90,7 @@ class _Watchdog:
         self.reader: aiohttp.StreamReader | None = None
         self.task: asyncio.Task[Any] | None = None
         self.fired: str | None = None
+        self.cancelled_task = False
         self.reading = False
         self.last = 0.0
         self._handle: asyncio.TimerHandle | None = None
@@ -97,6 +98,7 @@ class _Watchdog:
     def start_attempt(self) -> None:
         self.reader = None
         self.fired = None
+        self.cancelled_task = False
         self.task = asyncio.current_task()
         limit = self.timeouts.first_chunk
         self.set_phase("first_chunk", self.loop.time() + limit if limit else _INF)
@@ -134,6 +136,7 @@ class _Watchdog:
         if self.reader is not None:
             self.reader.set_exception(_Expired(phase, self.limit()))
         elif self.task is not None:
+            self.cancelled_task = True
             self.task.cancel()
 
     def limit(self) -> float | None:
@@ -508,7 +511,7 @@ class AsyncOllama:
                         )
                     return resp, await _first_objects(resp.content, call.decoder)
                 except asyncio.CancelledError:
-                    if watchdog.fired and watchdog.reader is None and _only_our_cancel(watchdog.task):
+                    if watchdog.fired and watchdog.cancelled_task and _only_our_cancel(watchdog.task):
                         raise _Expired(watchdog.fired, watchdog.limit()) from None
                     raise
             except (aiohttp.ClientError, OSError, _Expired, ResponseError, _EarlyEOF) as exc:
@@ -521,8 +524,8 @@ class AsyncOllama:
                 call.failures.append(reason)
                 delay = policy.delay(call.attempts, getattr(error, "retry_after", None), self._rng) \
                     if retryable and call.attempts < policy.max_attempts else None
+                watchdog.cancel()  # no phase runs during the wait; the total deadline is checked here
                 if delay is None or loop.time() + delay >= watchdog.total_deadline:
-                    watchdog.cancel()
                     raise _final(error, call) from (exc if error is not exc else exc.__cause__)
                 await self._sleep(delay)
             except OllamaError as exc:

@@ -470,3 +470,35 @@ def test_one_client_across_separate_asyncio_runs() -> None:
         assert asyncio.run(ask("second")) == "You said: second"
         asyncio.run(client.aclose())
     gc.collect()
+
+
+async def test_backoff_longer_than_first_chunk_limit_does_not_cancel_the_caller(loop_errors: list[Any]) -> None:
+    # A refused connection fails at once; the wait before the retry outlasts the first_chunk limit, which must
+    # not fire during the wait (it used to cancel the caller's task: a bare CancelledError).
+    policy = RetryPolicy(max_attempts=2, base_delay=0.3, max_delay=0.3, jitter=0)
+    async with AsyncOllama(f"http://127.0.0.1:{free_port()}", retry=policy,
+                           timeouts=Timeouts(first_chunk=0.1)) as client:
+        with pytest.raises(OllamaConnectionError) as info:
+            await client.chat("qwen3", USER).result()
+    assert info.value.attempts == 2 and info.value.failures == ("connection refused",) * 2
+
+
+async def test_total_limit_bounds_the_retries(fake: FakeOllama) -> None:
+    for _ in range(3):
+        fake.queue_error(503, "busy")
+    policy = RetryPolicy(max_attempts=3, base_delay=5.0, max_delay=5.0, jitter=0)
+    async with AsyncOllama(fake.url, retry=policy, timeouts=Timeouts(total=1.0)) as client:
+        with pytest.raises(ResponseError) as info:
+            await client.chat("qwen3", USER).result()
+    assert info.value.status_code == 503 and info.value.attempts == 1  # a 5 s wait would pass the 1 s total
+    assert len(fake.requests) == 1
+
+
+async def test_total_timeout_mid_stream(fake: FakeOllama) -> None:
+    fake.queue_reply(content="a b c d e f g h", chunk_delay=0.1)
+    async with AsyncOllama(fake.url, timeouts=Timeouts(total=0.25)) as client:
+        with pytest.raises(OllamaTimeoutError) as info:
+            await client.chat("qwen3", USER).result()
+    assert info.value.phase == "total" and info.value.partial is not None
+    assert "a b c d e f g h".startswith(info.value.partial.content) and info.value.partial.content
+    await fake.wait_disconnect()
