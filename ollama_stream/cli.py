@@ -31,7 +31,8 @@ from . import (
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
-THINK_CHOICES = {"on": True, "off": False, "low": "low", "medium": "medium", "high": "high", "max": "max"}
+THINK_CHOICES: dict[str, bool | str] = {"on": True, "off": False, "low": "low", "medium": "medium",
+                                        "high": "high", "max": "max"}
 
 
 class Style:
@@ -126,7 +127,7 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any] | None:
 async def cmd_chat(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
     hide = args.hide_thinking or _env_true("OLLAMA_HIDE_THINKING")
-    think = THINK_CHOICES[args.think] if args.think else None
+    think: bool | str | None = THINK_CHOICES[args.think] if args.think else None
     options = _parse_options(args.option)
     history: list[Message] = [Message("system", args.system)] if args.system else []
     prompt = args.prompt
@@ -262,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return asyncio.run(args.run(args))
+        code: int = asyncio.run(args.run(args))
+        return code
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         return EXIT_INTERRUPTED
