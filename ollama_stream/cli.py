@@ -116,7 +116,7 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any] | None:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"ollama-stream: --option takes key=value, got {pair!r}")
+            raise ValueError(f"--option takes key=value, got {pair!r}")
         try:
             options[key] = orjson.loads(value)
         except orjson.JSONDecodeError:

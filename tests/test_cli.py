@@ -1,0 +1,218 @@
+"""The `ollama-stream` command as a person runs it: a real `python -m ollama_stream` subprocess with stdin
+and stdout piped (not a terminal), against a FakeOllama serving from its own thread."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from ollama_stream import __version__
+from ollama_stream.testing import FakeOllama
+
+SUMMARY = re.compile(r"\[\d+ tokens, [\d.]+ tokens/s, first token in [\d.]+s\]")
+# Variables the command reads: a developer's own settings must not leak into these tests.
+OWN_SETTINGS = ("NO_COLOR", "OLLAMA_HOST", "OLLAMA_MODEL", "OLLAMA_HIDE_THINKING", "OLLAMA_API_KEY")
+
+
+def run(*args: str, input: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k not in OWN_SETTINGS}
+    environ.update(PYTHONIOENCODING="utf-8", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "ollama_stream", *args], input=input, capture_output=True,
+                          text=True, encoding="utf-8", env=environ, timeout=60, check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOllama]:
+    """A FakeOllama in a thread of its own, so that it serves while the test blocks on the subprocess."""
+    with FakeOllama() as server:
+        yield server
+
+
+def chat(fake: FakeOllama, *args: str, input: str = "",
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run("--host", fake.url, "chat", *args, input=input, env=env)
+
+
+def lines_of(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# -- demo ----------------------------------------------------------------------------------------------
+
+def test_demo_runs_the_whole_flow_without_ollama() -> None:
+    result = run("demo", "--delay", "0")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    expected_in_order = [
+        "ollama-stream demo",
+        ">>> Why is the sky blue?",
+        "Thinking\n",
+        "Rayleigh scattering: shorter wavelengths scatter more.",
+        "Sunlight scatters off air molecules, and blue light",
+        "So blue reaches your eyes from every direction of the sky.",
+        ">>> And what's the weather in Tokyo right now?",
+        "I need live data: call get_weather for Tokyo.",
+        '-> tool call get_weather({"city":"Tokyo"})',
+        '<- get_weather returned {"city":"Tokyo","temperature_c":22,"sky":"clear"}',
+        "It's 22 °C with clear skies in Tokyo right now.",
+        "6 messages in the history",
+    ]
+    positions = [out.find(text) for text in expected_in_order]
+    assert -1 not in positions, [t for t, p in zip(expected_in_order, positions, strict=True) if p < 0]
+    assert positions == sorted(positions)
+    assert len(SUMMARY.findall(out)) == 3  # one per reply
+    assert "\x1b" not in out  # stdout is a pipe: no ANSI styling
+    assert result.stderr == ""
+
+
+# -- chat ----------------------------------------------------------------------------------------------
+
+def test_one_shot_prompt_prints_the_reply_and_a_summary(fake: FakeOllama) -> None:
+    result = chat(fake, "hello there")
+    assert result.returncode == 0, result.stderr
+    lines = lines_of(result.stdout)
+    assert lines[0] == "You said: hello there"
+    assert SUMMARY.fullmatch(lines[-1]), lines[-1]
+    assert len(lines) == 2
+    assert "\x1b" not in result.stdout and result.stderr == ""
+    assert fake.requests[-1]["model"] == "qwen3"
+    assert fake.requests[-1]["messages"] == [{"role": "user", "content": "hello there"}]
+    assert "think" not in fake.requests[-1] and "options" not in fake.requests[-1]
+
+
+def test_quiet_prints_no_summary(fake: FakeOllama) -> None:
+    result = chat(fake, "--quiet", "hello there")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "You said: hello there\n"
+
+
+def test_think_on_prints_the_thinking_before_the_answer(fake: FakeOllama) -> None:
+    fake.queue_reply(thinking="Let me consider the greeting.", content="Hi to you too.")
+    result = chat(fake, "--think", "on", "--quiet", "hello there")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Thinking\nLet me consider the greeting.\n\nHi to you too.\n"
+    assert fake.requests[-1]["think"] is True
+
+
+def test_think_level_is_sent_as_a_string(fake: FakeOllama) -> None:
+    result = chat(fake, "--think", "low", "hello there")
+    assert result.returncode == 0, result.stderr
+    assert fake.requests[-1]["think"] == "low"
+    assert "The user wrote 2 words." in result.stdout  # the echo server thinks when asked to
+
+
+@pytest.mark.parametrize(("flags", "env"), [
+    (["--hide-thinking"], {}),
+    ([], {"OLLAMA_HIDE_THINKING": "true"}),
+], ids=["flag", "env"])
+def test_hide_thinking_keeps_the_answer(fake: FakeOllama, flags: list[str], env: dict[str, str]) -> None:
+    fake.queue_reply(thinking="Secret reasoning here.", content="The answer.")
+    result = chat(fake, "--think", "on", *flags, "hello there", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Thinking" not in result.stdout and "Secret reasoning" not in result.stdout
+    lines = lines_of(result.stdout)
+    assert lines[0] == "The answer."
+    assert SUMMARY.fullmatch(lines[-1])
+    assert fake.requests[-1]["think"] is True  # still asked for: only the printing is hidden
+
+
+def test_json_prints_only_ndjson_chunks(fake: FakeOllama) -> None:
+    fake.queue_reply(thinking="Hmm.", content="Raw chunks.",
+                     tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
+    result = chat(fake, "--json", "--think", "on", "hello there")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("\n")
+    chunks = [json.loads(line) for line in result.stdout.splitlines()]  # every line, no summary, no blanks
+    assert len(chunks) >= 4
+    assert [c["done"] for c in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert "".join(c["message"].get("thinking", "") for c in chunks) == "Hmm."
+    assert "".join(c["message"].get("content", "") for c in chunks) == "Raw chunks."
+    calls = [call for c in chunks for call in c["message"].get("tool_calls", [])]
+    assert [call["function"]["name"] for call in calls] == ["get_weather"]
+    assert chunks[-1]["eval_count"] > 0 and chunks[-1]["done_reason"] == "stop"
+
+
+def test_prompt_from_stdin(fake: FakeOllama) -> None:
+    result = chat(fake, "--quiet", input="from stdin\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "You said: from stdin\n"
+    assert fake.requests[-1]["messages"] == [{"role": "user", "content": "from stdin"}]
+
+
+def test_system_format_and_options_reach_the_server(fake: FakeOllama) -> None:
+    fake.queue_reply(content='{"ok": true}')
+    result = chat(fake, "--system", "Answer in JSON.", "--format", "json", "--option", "temperature=0",
+                  "--option", 'stop=["x"]', "--option", "seed=42", "-m", "llama3.2", "hello there")
+    assert result.returncode == 0, result.stderr
+    assert lines_of(result.stdout)[0] == '{"ok": true}'
+    sent = fake.requests[-1]
+    assert sent["model"] == "llama3.2"
+    assert sent["messages"] == [{"role": "system", "content": "Answer in JSON."},
+                                {"role": "user", "content": "hello there"}]
+    assert sent["format"] == "json"
+    assert sent["options"] == {"temperature": 0, "stop": ["x"], "seed": 42}
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+def test_nothing_listening_is_exit_3_with_a_hint() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run("--host", url, "chat", "hello")
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "ollama serve" in result.stderr and url in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_is_exit_4_with_the_pull_command(fake: FakeOllama) -> None:
+    result = chat(fake, "-m", "nosuchmodel", "hello")
+    assert result.returncode == 4
+    assert "ollama pull nosuchmodel" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("ollama-stream: ")
+    assert [r["model"] for r in fake.requests] == ["nosuchmodel"]  # a 404 is not retried
+
+
+def test_debug_shows_the_traceback(fake: FakeOllama) -> None:
+    result = run("--debug", "--host", fake.url, "chat", "-m", "nosuchmodel", "hello")
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ModelNotFoundError" in result.stderr and "ollama pull nosuchmodel" in result.stderr
+
+
+def test_a_host_that_is_not_http_is_a_usage_error() -> None:
+    result = run("--host", "ftp://x", "chat", "hello")
+    assert result.returncode == 2
+    assert "scheme" in result.stderr and "ftp" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+# -- version -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["version"], ["--version"]])
+def test_version(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"ollama-stream {__version__}\n"
+
+
+def test_malformed_option_is_a_usage_error() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ollama_stream", "--host", "127.0.0.1:1", "chat", "--option", "foo",
+                           "hi"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "ollama-stream: --option takes key=value, got 'foo'"
