@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import re
 import socket
+import ssl as ssl_module
 import threading
 import time
 from collections import deque
@@ -84,13 +85,15 @@ def _now() -> str:
 
 class FakeOllama:
     """A loopback Ollama server. `models` are the names it knows (others get Ollama's 404);
-    `chunk_delay` paces the tokens (seconds between lines, 0 = as fast as possible)."""
+    `chunk_delay` paces the tokens (seconds between lines, 0 = as fast as possible); `ssl`, a server-side
+    SSLContext, makes it serve https."""
 
     def __init__(self, *, models: Iterable[str] = DEFAULT_MODELS, chunk_delay: float = 0.0,
-                 version: str = FAKE_VERSION) -> None:
+                 version: str = FAKE_VERSION, ssl: ssl_module.SSLContext | None = None) -> None:
         self.models = {self._canonical(name) for name in models}
         self.chunk_delay = chunk_delay
         self.version = version
+        self.ssl = ssl  # serve https with this server-side context
         self.requests: list[dict[str, Any]] = []  # bodies of /api/chat requests, in order
         self.received: list[RecordedRequest] = []  # every request, any path
         self.disconnects = 0  # streams the client left before their end
@@ -160,7 +163,7 @@ class FakeOllama:
     def url(self) -> str:
         if not self._port:
             raise RuntimeError("FakeOllama is not running: use `async with FakeOllama()` or `with FakeOllama()`")
-        return f"http://127.0.0.1:{self._port}"
+        return f"{'https' if self.ssl else 'http'}://127.0.0.1:{self._port}"
 
     async def start(self) -> None:
         """Start serving on a free port of 127.0.0.1 in the running loop."""
@@ -174,7 +177,7 @@ class FakeOllama:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=self.ssl).start()
         self._port = sock.getsockname()[1]
         self._disconnected = asyncio.Event()
 
