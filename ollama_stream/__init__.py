@@ -6,9 +6,11 @@
 """
 
 from ._version import __version__
+from .agent import ToolLoop
 from .client import AsyncOllama, ChatStream
 from .config import RetryPolicy, Timeouts
 from .errors import (
+    MaxRoundsError,
     ModelNotFoundError,
     OllamaConnectionError,
     OllamaError,
@@ -17,7 +19,9 @@ from .errors import (
     ResponseError,
     StreamError,
     StreamInterrupted,
+    ToolError,
 )
+from .tools import Tool, ToolResult
 from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 __all__ = [
@@ -25,6 +29,7 @@ __all__ = [
     "ChatChunk",
     "ChatResult",
     "ChatStream",
+    "MaxRoundsError",
     "Message",
     "Metrics",
     "ModelNotFoundError",
@@ -37,6 +42,10 @@ __all__ = [
     "StreamError",
     "StreamInterrupted",
     "Timeouts",
+    "Tool",
     "ToolCall",
+    "ToolError",
+    "ToolLoop",
+    "ToolResult",
     "__version__",
 ]

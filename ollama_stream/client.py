@@ -13,8 +13,8 @@ import contextlib
 import os
 import random
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -39,7 +39,11 @@ from .protocol import (
     error_text,
     parse_chat_chunk,
 )
+from .tools import tool_schemas
 from .types import ChatChunk, ChatResult, Message
+
+if TYPE_CHECKING:
+    from .agent import ToolLoop
 
 __all__ = ["AsyncOllama", "ChatStream"]
 
@@ -471,7 +475,7 @@ class AsyncOllama:
         messages: list[Message] | list[dict[str, Any]] | list[Message | dict[str, Any]],
         *,
         think: bool | str | None = None,
-        tools: list[Any] | None = None,
+        tools: Sequence[Any] | None = None,
         format: str | dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         keep_alive: float | str | None = None,
@@ -480,10 +484,36 @@ class AsyncOllama:
     ) -> ChatStream:
         """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent until the
         returned ChatStream is iterated. An argument left as None is not sent (the server's default holds).
+        `tools` takes Python functions, `Tool`s, or schema dicts (sent unchanged).
         """
+        if tools is not None and not isinstance(tools, (str, bytes, dict)) and isinstance(tools, Sequence):
+            tools = tool_schemas(tools)
         body = build_chat_request(model, messages, think=think, tools=tools, format=format, options=options,
                                   keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
         return ChatStream(_Call(self, "/api/chat", orjson.dumps(body), model))
+
+    def chat_with_tools(
+        self,
+        model: str,
+        messages: Sequence[Message | dict[str, Any]],
+        tools: Sequence[Any],
+        *,
+        max_rounds: int = 8,
+        think: bool | str | None = None,
+        on_error: str = "return",
+        tool_timeout: float | None = None,
+        **chat_options: Any,
+    ) -> ToolLoop:
+        """Run an agent loop: stream a reply, run the tool calls it makes (concurrently, in the model's order),
+        send the results back, and stream again until a reply makes no calls. Iterate the returned ToolLoop for
+        ChatChunks and ToolResults; `.messages` then holds the whole history. A failing tool's error is sent to
+        the model as its result (`on_error="raise"` raises ToolError instead); more than `max_rounds` model
+        calls raises MaxRoundsError. `tool_timeout` bounds each call (a Tool's own timeout wins).
+        """
+        from .agent import ToolLoop
+
+        return ToolLoop(self, model, messages, tools, max_rounds=max_rounds, on_error=on_error,
+                        tool_timeout=tool_timeout, chat_options={"think": think, **chat_options})
 
     # -- the request machinery shared by every streamed endpoint --------------------------------------
 

@@ -7,7 +7,9 @@
     │   └── ModelNotFoundError       HTTP 404: the model is not pulled; .model
     ├── StreamError                  an {"error": ...} line after output started
     ├── StreamInterrupted            the stream ended (EOF, dropped connection) before `done: true`
-    └── ProtocolError                the server sent something that is not Ollama's protocol
+    ├── ProtocolError                the server sent something that is not Ollama's protocol
+    ├── ToolError                    a tool call failed and the loop was told on_error="raise"; .result
+    └── MaxRoundsError               the tool loop hit max_rounds; .messages holds the history
 
 `.partial` is the assistant Message accumulated from the chunks already handed to the caller (None when
 nothing was yielded); `.attempts` is how many requests were made, `.failures` why each earlier one failed.
@@ -30,6 +32,8 @@ __all__ = [
     "ResponseError",
     "StreamError",
     "StreamInterrupted",
+    "ToolError",
+    "MaxRoundsError",
 ]
 
 
@@ -104,3 +108,21 @@ class StreamInterrupted(OllamaError):
 
 class ProtocolError(OllamaError):
     """The bytes received are not Ollama's NDJSON protocol (bad JSON, wrong types, an over-long line)."""
+
+
+class ToolError(OllamaError):
+    """A tool call failed (unknown tool, bad arguments, an exception, a timeout) under on_error="raise"."""
+
+    def __init__(self, message: str, *, result: Any = None, messages: list[Message] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.result = result
+        self.messages = messages or []
+
+
+class MaxRoundsError(OllamaError):
+    """The tool loop ran `max_rounds` rounds and the model still asked for tools."""
+
+    def __init__(self, message: str, *, messages: list[Message] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.messages = messages or []

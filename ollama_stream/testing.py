@@ -86,14 +86,17 @@ def _now() -> str:
 class FakeOllama:
     """A loopback Ollama server. `models` are the names it knows (others get Ollama's 404);
     `chunk_delay` paces the tokens (seconds between lines, 0 = as fast as possible); `ssl`, a server-side
-    SSLContext, makes it serve https."""
+    SSLContext, makes it serve https; `tool_call_ids=False` sends tool calls without id and index, as
+    servers before v0.13 did."""
 
     def __init__(self, *, models: Iterable[str] = DEFAULT_MODELS, chunk_delay: float = 0.0,
-                 version: str = FAKE_VERSION, ssl: ssl_module.SSLContext | None = None) -> None:
+                 version: str = FAKE_VERSION, ssl: ssl_module.SSLContext | None = None,
+                 tool_call_ids: bool = True) -> None:
         self.models = {self._canonical(name) for name in models}
         self.chunk_delay = chunk_delay
         self.version = version
         self.ssl = ssl  # serve https with this server-side context
+        self.tool_call_ids = tool_call_ids  # False: tool calls without id/index, as servers before v0.13 sent
         self.requests: list[dict[str, Any]] = []  # bodies of /api/chat requests, in order
         self.received: list[RecordedRequest] = []  # every request, any path
         self.disconnects = 0  # streams the client left before their end
@@ -317,6 +320,8 @@ class FakeOllama:
 
     def _wire_call(self, call: ToolCall, index: int) -> dict[str, Any]:
         wire = call.to_dict()
+        if not self.tool_call_ids:
+            return {"function": {"name": call.name, "arguments": call.arguments}}
         wire.setdefault("id", f"call_{next(self._call_ids):08x}")
         wire["function"].setdefault("index", index)
         return wire

@@ -1,0 +1,106 @@
+"""The tool loop: stream a reply, run the tool calls it makes, send the results back, until the model answers.
+
+Built on the public client API only (`AsyncOllama.chat`, `Message`, the chunks); the tools themselves run
+through `ollama_stream.tools`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import MaxRoundsError, ToolError
+from .tools import Tool, ToolResult, as_tool, run_tool_calls
+from .types import ChatChunk, ChatResult, Message
+
+if TYPE_CHECKING:
+    from .client import AsyncOllama
+
+__all__ = ["ToolLoop"]
+
+ToolEvent = ChatChunk | ToolResult
+
+
+class ToolLoop:
+    """An async iterator over one agent run: each round's ChatChunks as they stream, then one ToolResult per
+    executed call, then the next round, until a round makes no tool calls.
+
+    `loop.messages` is the whole history (the input messages, each assistant message with its thinking and
+    tool calls, one `tool` message per call); `loop.result` is the final round's ChatResult.
+    """
+
+    def __init__(self, client: AsyncOllama, model: str, messages: Sequence[Message | dict[str, Any]],
+                 tools: Sequence[Any], *, max_rounds: int, on_error: str, tool_timeout: float | None,
+                 chat_options: dict[str, Any]) -> None:
+        if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
+            raise ValueError(f"max_rounds must be a positive int, got {max_rounds!r}")
+        if on_error not in ("return", "raise"):
+            raise ValueError(f"on_error must be 'return' (send the error to the model) or 'raise', got {on_error!r}")
+        self.tools: list[Tool] = [as_tool(item) for item in tools]
+        names = [tool.name for tool in self.tools]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"two tools share the name(s) {', '.join(duplicates)}")
+        self.messages: list[Message] = [m if isinstance(m, Message) else Message.from_dict(m) for m in messages]
+        self.result: ChatResult | None = None
+        self.rounds = 0
+        self._client = client
+        self._model = model
+        self._schemas = [tool.to_schema() for tool in self.tools]
+        self._max_rounds = max_rounds
+        self._on_error = on_error
+        self._tool_timeout = tool_timeout
+        self._options = chat_options
+        # Checked now, before any I/O, with the same rules as chat().
+        client.chat(model, self.messages, tools=self._schemas, **chat_options)
+        self._gen: AsyncGenerator[ToolEvent, None] | None = None
+
+    def __aiter__(self) -> AsyncIterator[ToolEvent]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def run(self) -> ChatResult:
+        """Run to the end without looking at the events; return the final reply."""
+        async for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+    async def aclose(self) -> None:
+        if self._gen is not None:
+            await self._gen.aclose()
+
+    async def __aenter__(self) -> ToolLoop:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _run(self) -> AsyncGenerator[ToolEvent, None]:
+        while True:
+            if self.rounds >= self._max_rounds:
+                raise MaxRoundsError(
+                    f"the model still asked for tools after max_rounds={self._max_rounds} rounds "
+                    f"({', '.join(c.name for c in self.messages[-1].tool_calls)}); raise max_rounds or check the "
+                    "tools' answers. The history, with the unanswered calls last, is in .messages",
+                    messages=list(self.messages),
+                )
+            self.rounds += 1
+            async with self._client.chat(self._model, self.messages, tools=self._schemas,
+                                         **self._options) as stream:
+                async for chunk in stream:
+                    yield chunk
+                result = await stream.result()
+            self.messages.append(result.message)
+            calls = result.message.tool_calls
+            if not calls:
+                self.result = result
+                return
+            results = await run_tool_calls(self.tools, calls, timeout=self._tool_timeout)
+            for call, outcome in zip(calls, results, strict=True):
+                if outcome.error is not None and self._on_error == "raise":
+                    raise ToolError(f"tool call {call.name}({outcome.arguments}) failed: {outcome.error}",
+                                    result=outcome, messages=list(self.messages))
+                self.messages.append(Message("tool", outcome.content, tool_name=call.name, tool_call_id=call.id))
+                yield outcome
