@@ -79,13 +79,6 @@ class ToolLoop:
 
     async def _run(self) -> AsyncGenerator[ToolEvent, None]:
         while True:
-            if self.rounds >= self._max_rounds:
-                raise MaxRoundsError(
-                    f"the model still asked for tools after max_rounds={self._max_rounds} rounds "
-                    f"({', '.join(c.name for c in self.messages[-1].tool_calls)}); raise max_rounds or check the "
-                    "tools' answers. The history, with the unanswered calls last, is in .messages",
-                    messages=list(self.messages),
-                )
             self.rounds += 1
             async with self._client.chat(self._model, self.messages, tools=self._schemas,
                                          **self._options) as stream:
@@ -97,6 +90,13 @@ class ToolLoop:
             if not calls:
                 self.result = result
                 return
+            if self.rounds >= self._max_rounds:
+                raise MaxRoundsError(
+                    f"the model still asked for tools after max_rounds={self._max_rounds} rounds "
+                    f"({', '.join(call.name for call in calls)}); raise max_rounds or check the tools' answers. "
+                    "The history, with these unanswered calls last (not executed), is in .messages",
+                    messages=list(self.messages),
+                )
             results = await run_tool_calls(self.tools, calls, timeout=self._tool_timeout)
             for call, outcome in zip(calls, results, strict=True):
                 if outcome.error is not None and self._on_error == "raise":

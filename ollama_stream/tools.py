@@ -8,6 +8,7 @@ reST or NumPy style); `run_tool_calls` executes one round of calls concurrently 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -291,6 +292,36 @@ def _object_schema_for_class(cls: type, where: str, depth: int) -> dict[str, Any
     return out
 
 
+def _parameter_hints(function: Callable[..., Any], name: str) -> dict[str, Any]:
+    """The parameters' type hints, strings resolved. The return annotation is not needed and may name
+    something unresolvable (a class local to the caller), so it never fails the tool."""
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+        hints.pop("return", None)
+        return hints
+    except NameError:
+        pass
+    target = inspect.unwrap(function)
+    globalns = getattr(target, "__globals__", {})
+    code, closure = getattr(target, "__code__", None), getattr(target, "__closure__", None) or ()
+    localns: dict[str, Any] = {}
+    for var, cell in zip(code.co_freevars if code else (), closure, strict=False):
+        with contextlib.suppress(ValueError):  # an empty cell has no contents
+            localns[var] = cell.cell_contents
+    hints = {}
+    for param, annotation in getattr(target, "__annotations__", {}).items():
+        if param == "return":
+            continue
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, globalns, localns)  # what get_type_hints does, one at a time
+            except Exception as exc:
+                raise TypeError(f"parameter {param!r} of tool {name!r}: cannot resolve its annotation "
+                                f"{annotation!r} ({exc})") from None
+        hints[param] = annotation
+    return hints
+
+
 def schema_for_function(function: Callable[..., Any]) -> dict[str, Any]:
     """`{"name", "description", "parameters"}` for a function, from its signature and docstring."""
     if not callable(function):
@@ -299,10 +330,7 @@ def schema_for_function(function: Callable[..., Any]) -> dict[str, Any]:
     if not name or name == "<lambda>":
         raise TypeError("a tool function needs a name (a lambda has none): use def, or Tool(name=..., ...)")
     summary, param_docs = parse_docstring(inspect.getdoc(function))
-    try:
-        hints = typing.get_type_hints(function, include_extras=True)
-    except NameError as exc:
-        raise TypeError(f"tool {name!r}: cannot resolve a type annotation: {exc}") from None
+    hints = _parameter_hints(function, name)
     properties: dict[str, Any] = {}
     required: list[str] = []
     for param in inspect.signature(function).parameters.values():
@@ -467,7 +495,8 @@ async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
         return done(None, f"invalid arguments for {call.name!r}: " + "; ".join(problems))
     function = tool.function
     try:
-        hints = typing.get_type_hints(function) if inspect.isfunction(function) or inspect.ismethod(function) else {}
+        hints = _parameter_hints(function, call.name) if inspect.isfunction(function) or inspect.ismethod(
+            function) else {}
         signature = inspect.signature(function)
         kwargs = {}
         takes_extra = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
