@@ -29,6 +29,8 @@ __all__ = ["Tool", "ToolResult", "as_tool", "run_tool_calls", "schema_for_functi
            "validate_arguments"]
 
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+# TypedDict key qualifiers (Python 3.11+): they say whether a key is required, not what it holds.
+_KEY_QUALIFIERS = tuple(q for q in (getattr(typing, "Required", None), getattr(typing, "NotRequired", None)) if q)
 _NONE = type(None)
 
 
@@ -100,11 +102,11 @@ class ToolResult:
 
 # -- schemas -------------------------------------------------------------------------------------------------
 
-_GOOGLE_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments):\s*$")
+_GOOGLE_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Attributes):\s*$")
 _GOOGLE_ENTRY = re.compile(r"^(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
 _REST_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
 _NUMPY_ENTRY = re.compile(r"^(\w+)\s*(:.*)?$")
-_ANY_SECTION = re.compile(r"^(Returns?|Raises|Yields|Examples?|Notes?|See Also|Attributes|References):?\s*$")
+_ANY_SECTION = re.compile(r"^(Returns?|Raises|Yields|Examples?|Notes?|See Also|References):?\s*$")
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
@@ -112,6 +114,13 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     if not doc:
         return "", {}
     lines = inspect.cleandoc(doc).splitlines()
+    if lines and _GOOGLE_SECTION.match(lines[0].strip()):
+        # """Args:\n        x: ...""" loses the entries' indentation to cleandoc: give it back.
+        for i in range(1, len(lines)):
+            if not lines[i].strip():
+                break
+            if not lines[i].startswith(" "):
+                lines[i] = "    " + lines[i]
     summary_lines: list[str] = []
     for line in lines:
         if not line.strip() or _GOOGLE_SECTION.match(line) or line.startswith(":") or _ANY_SECTION.match(line):
@@ -174,6 +183,8 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
 def _is_optional(annotation: Any) -> tuple[bool, Any]:
     """(True, T) for Optional[T] / T | None; (False, annotation) otherwise."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated or origin in _KEY_QUALIFIERS:
+        return _is_optional(typing.get_args(annotation)[0])
     if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(annotation) if a is not _NONE]
         if len(args) < len(typing.get_args(annotation)):
@@ -209,17 +220,19 @@ def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[
         return {"type": _PRIMITIVES[annotation]}
     if annotation is _NONE or annotation is None:
         return {"type": "null"}
-    optional, inner = _is_optional(annotation)
-    if optional:
-        return schema_for_annotation(inner, where, _depth + 1)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin in _KEY_QUALIFIERS:
+        return schema_for_annotation(args[0], where, _depth + 1)
     if origin is typing.Annotated:
         schema = schema_for_annotation(args[0], where, _depth + 1)
         for extra in args[1:]:
             if isinstance(extra, str):
                 schema.setdefault("description", extra)
         return schema
+    optional, inner = _is_optional(annotation)
+    if optional:
+        return schema_for_annotation(inner, where, _depth + 1)
     if origin is typing.Literal:
         values = [v.value if isinstance(v, enum.Enum) else v for v in args]
         schema = {"enum": values}
@@ -260,7 +273,10 @@ def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[
 
 
 def _object_schema_for_class(cls: type, where: str, depth: int) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls, include_extras=True)
+    try:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    except NameError as exc:
+        raise TypeError(f"{where}: cannot resolve a field type of {cls.__name__} ({exc})") from None
     _, field_docs = parse_docstring(cls.__doc__ if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "(")
                                     else None)
     properties: dict[str, Any] = {}
@@ -398,6 +414,17 @@ _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON equality: true and 1 are different values (Python's == says they are equal)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
 def validate_arguments(schema: Mapping[str, Any], value: Any, path: str = "arguments") -> list[str]:
     """Check a value against the parts of JSON Schema that tool calls use: type, enum, required, properties,
     items, additionalProperties, anyOf/oneOf. Returns the problems found (empty when it fits)."""
@@ -408,12 +435,14 @@ def validate_arguments(schema: Mapping[str, Any], value: Any, path: str = "argum
         if not any(_JSON_TYPES.get(kind, lambda v: True)(value) for kind in kinds):
             problems.append(f"{path} should be {' or '.join(kinds)}, got {type(value).__name__} {value!r:.80}")
             return problems
-    if "enum" in schema and value not in schema["enum"]:
+    if "enum" in schema and not any(_same_json(value, option) for option in schema["enum"]):
         problems.append(f"{path} must be one of {schema['enum']!r}, got {value!r:.80}")
-    for key in ("anyOf", "oneOf"):
-        options = schema.get(key)
-        if options and all(validate_arguments(option, value, path) for option in options):
-            problems.append(f"{path} matches none of the allowed shapes")
+    if schema.get("anyOf") and all(validate_arguments(option, value, path) for option in schema["anyOf"]):
+        problems.append(f"{path} matches none of the allowed shapes")
+    if schema.get("oneOf"):
+        matches = sum(not validate_arguments(option, value, path) for option in schema["oneOf"])
+        if matches != 1:
+            problems.append(f"{path} must match exactly one of the allowed shapes, matches {matches}")
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         for name in schema.get("required") or ():
@@ -450,7 +479,12 @@ def _convert(annotation: Any, value: Any) -> Any:
         return annotation(value)
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation) and isinstance(value, dict):
         hints = typing.get_type_hints(annotation)
-        return annotation(**{k: _convert(hints.get(k, Any), v) for k, v in value.items()})
+        kwargs = {k: _convert(hints.get(k, Any), v) for k, v in value.items()}
+        for f in dataclasses.fields(annotation):  # Optional fields without a default are not required
+            if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING \
+                    and _is_optional(hints.get(f.name, Any))[0]:
+                kwargs[f.name] = None
+        return annotation(**kwargs)
     args = typing.get_args(annotation)
     if origin in (list, Sequence, typing.Sequence) and args and isinstance(value, list):
         return [_convert(args[0], item) for item in value]
@@ -478,6 +512,15 @@ def _is_async(function: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
 
 
+def _drop_optional_nulls(parameters: Mapping[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
+    """Models often send `null` for an optional parameter they mean to leave out: treat it so, unless the
+    parameter's schema itself allows null."""
+    required = set(parameters.get("required") or ())
+    properties = parameters.get("properties") or {}
+    return {name: value for name, value in arguments.items()
+            if value is not None or name in required or not validate_arguments(properties.get(name, {}), None)}
+
+
 async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
                    default_timeout: float | None) -> ToolResult:
     started = time.perf_counter()
@@ -490,7 +533,8 @@ async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
         return done(None, f"unknown tool {call.name!r}; the tools are: {', '.join(available) or '(none)'}")
     if tool.function is None:
         return done(None, f"tool {call.name!r} has no Python function to run it")
-    problems = validate_arguments(tool.parameters, call.arguments)
+    arguments = _drop_optional_nulls(tool.parameters, call.arguments)
+    problems = validate_arguments(tool.parameters, arguments)
     if problems:
         return done(None, f"invalid arguments for {call.name!r}: " + "; ".join(problems))
     function = tool.function
@@ -500,7 +544,7 @@ async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
         signature = inspect.signature(function)
         kwargs = {}
         takes_extra = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-        for name, value in call.arguments.items():
+        for name, value in arguments.items():
             if name not in signature.parameters and not takes_extra:
                 return done(None, f"invalid arguments for {call.name!r}: unexpected argument {name!r}")
             kwargs[name] = _convert(hints.get(name, Any), value)

@@ -355,3 +355,38 @@ def test_docs_tools_page_example_runs(capsys: pytest.CaptureFixture[str], monkey
         exec(compile(blocks[0], "docs/tools.md", "exec"), namespace)
     out = capsys.readouterr().out
     assert "get_weather({'city': 'Tokyo'}) ->" in out and "Tokyo is sunny, Paris is rainy." in out
+
+
+@dataclass
+class Note:
+    text: str
+    author: str | None
+
+
+async def test_optional_dataclass_field_without_default_may_be_left_out() -> None:
+    def save(note: Note) -> str:
+        """Save a note."""
+        return f"{note.text} by {note.author}"
+
+    [result] = await run_tool_calls([save], [ToolCall("save", {"note": {"text": "hi"}})])
+    assert result.error is None and result.content == "hi by None"
+
+
+async def test_explicit_null_for_an_optional_parameter_means_not_given() -> None:
+    def greet(name: str, title: str | None = None, times: int = 1) -> str:
+        """Greet someone."""
+        return f"{title or ''}{name}" * times
+
+    [ok, bad] = await run_tool_calls([greet], [ToolCall("greet", {"name": "Ada", "title": None, "times": None}),
+                                               ToolCall("greet", {"name": None})])
+    assert ok.error is None and ok.content == "Ada"
+    assert bad.error is not None and "arguments.name should be string" in bad.error  # required: null is wrong
+
+
+def test_one_of_means_exactly_one() -> None:
+    from ollama_stream.tools import validate_arguments
+
+    schema = {"oneOf": [{"type": "number"}, {"type": "integer"}]}
+    assert validate_arguments(schema, 1.5) == []
+    assert validate_arguments(schema, 2) == ["arguments must match exactly one of the allowed shapes, matches 2"]
+    assert validate_arguments(schema, "x") == ["arguments must match exactly one of the allowed shapes, matches 0"]
