@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import random
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -34,20 +36,42 @@ from .errors import (
 from .protocol import (
     DEFAULT_MAX_LINE_BYTES,
     ChatAccumulator,
+    GenerateAccumulator,
     NDJSONDecoder,
+    ProgressAccumulator,
     build_chat_request,
+    build_generate_request,
+    check_model,
     error_text,
     parse_chat_chunk,
+    parse_embed,
+    parse_generate_chunk,
+    parse_list,
+    parse_progress,
+    parse_ps,
+    parse_show,
 )
 from .tools import tool_schemas
-from .types import ChatChunk, ChatResult, Message
+from .types import (
+    ChatChunk,
+    ChatResult,
+    EmbedResult,
+    GenerateChunk,
+    GenerateResult,
+    ListResult,
+    Message,
+    Progress,
+    PsResult,
+    ShowResult,
+)
 
 if TYPE_CHECKING:
     from .agent import ToolLoop
 
-__all__ = ["AsyncOllama", "ChatStream"]
+__all__ = ["AsyncOllama", "ChatStream", "GenerateStream", "ProgressStream"]
 
 _INF = float("inf")
+_NO_RETRY = RetryPolicy(max_attempts=1)
 _ERROR_BODY_LIMIT = 64 * 1024
 _DRAIN_SECONDS = 2.0  # after `done`, how long to wait for the end of the body so the connection can be reused
 _STATUS_HINTS = {
@@ -164,18 +188,35 @@ def _only_our_cancel(task: asyncio.Task[Any] | None) -> bool:
     return True  # pragma: no cover - 3.10 cannot tell a concurrent outside cancel apart
 
 
+class _Accumulator(Protocol):
+    chunks: int
+    done: bool
+
+    def add(self, chunk: Any) -> None: ...
+
+    @property
+    def message(self) -> Message | None: ...
+
+    def result(self) -> Any: ...
+
+
 class _Call:
-    """The state of one streamed request, shared by ChatStream and its generator (no cycle between them)."""
+    """The state of one request, shared by a stream and its generator (never each other, so no cycle)."""
 
-    __slots__ = ("acc", "attempts", "body", "client", "decoder", "error", "failures", "finished", "model",
-                 "path", "response", "watchdog")
+    __slots__ = ("acc", "attempts", "body", "client", "decoder", "error", "failures", "finished", "method",
+                 "model", "parse", "path", "response", "retry", "watchdog")
 
-    def __init__(self, client: AsyncOllama, path: str, body: bytes, model: str) -> None:
+    def __init__(self, client: AsyncOllama, path: str, body: Any, model: str | None, *,
+                 parse: Callable[[dict[str, Any]], Any] = parse_chat_chunk, acc: _Accumulator | None = None,
+                 method: str = "POST", retry: RetryPolicy | None = None) -> None:
         self.client = client
+        self.retry = retry if retry is not None else client.retry
         self.path = path
-        self.body = body
+        self.method = method
+        self.body = body  # bytes, or a zero-argument callable giving a fresh body for each attempt
         self.model = model
-        self.acc = ChatAccumulator()
+        self.parse = parse
+        self.acc: _Accumulator = acc if acc is not None else ChatAccumulator()
         self.decoder = NDJSONDecoder(client.max_line_bytes)
         self.watchdog: _Watchdog | None = None
         self.response: aiohttp.ClientResponse | None = None
@@ -188,77 +229,75 @@ class _Call:
     def url(self) -> str:
         return self.client.host + self.path
 
+    @property
+    def what(self) -> str:
+        """For messages: the URL and, when there is one, the model."""
+        return f"{self.url} (model {self.model!r})" if self.model else self.url
+
     def partial(self) -> Message | None:
         return self.acc.message if self.acc.chunks else None
 
 
-class ChatStream:
-    """A streamed `/api/chat` reply. Nothing is sent until it is first iterated (or awaited via `result()`).
+C = TypeVar("C")
+R = TypeVar("R")
+S = TypeVar("S", bound="_Stream[Any, Any]")
+T = TypeVar("T")
 
-    `async for chunk in stream` yields each ChatChunk as its line arrives; `stream.message` is the
-    assistant message accumulated so far; `await stream.result()` drains the rest and returns the
-    ChatResult; `stream.text()` yields only content deltas. Leaving early closes the HTTP response so the
-    server stops generating: `async with client.chat(...) as stream:` makes that deterministic.
+
+class _Stream(Generic[C, R]):
+    """A streamed reply. Nothing is sent until it is first iterated (or `result()` is awaited).
+
+    `async for chunk in stream` yields each typed chunk as its line arrives; `await stream.result()` drains the
+    rest and returns the finished value. Leaving early closes the HTTP response so the server stops working:
+    `async with ... as stream:` makes that deterministic; an abandoned stream is closed when collected.
     """
 
     __slots__ = ("_call", "_gen")
 
     def __init__(self, call: _Call) -> None:
         self._call = call
-        self._gen: AsyncGenerator[ChatChunk, None] | None = None
+        self._gen: AsyncGenerator[C, None] | None = None
 
-    def __aiter__(self) -> ChatStream:
+    def __aiter__(self: S) -> S:
         if self._call.finished:
             raise RuntimeError(
-                "this ChatStream is finished and cannot be iterated again; read stream.message or "
-                "await stream.result(), or call client.chat(...) again for a new reply"
+                f"this {type(self).__name__} is finished and cannot be iterated again; await stream.result() "
+                "for what it returned, or make the request again"
             )
         return self
 
-    def __anext__(self) -> Awaitable[ChatChunk]:
+    def __anext__(self) -> Awaitable[C]:
         gen = self._gen
         if gen is None:
-            gen = self._gen = _chat_chunks(self._call)
+            gen = self._gen = _stream_chunks(self._call)
         return gen.__anext__()
 
     @property
-    def message(self) -> Message:
-        """The assistant message accumulated from the chunks yielded so far."""
-        return self._call.acc.message
-
-    @property
     def done(self) -> bool:
-        """True once the final (`done: true`) chunk has been received."""
+        """True once the final chunk has been received."""
         return self._call.acc.done
 
-    async def result(self) -> ChatResult:
-        """Read what is left of the stream and return the finished reply."""
+    async def result(self) -> R:
+        """Read what is left of the stream and return the finished value."""
         call = self._call
         if not call.finished:
             async for _ in self:
                 pass
         if call.acc.done:
-            return call.acc.result()
+            result: R = call.acc.result()
+            return result
         if call.error is not None:
             raise call.error
-        raise RuntimeError("this ChatStream was closed before its final chunk; its partial reply is in "
-                           "stream.message")
-
-    async def text(self) -> AsyncIterator[str]:
-        """Yield only the content deltas (thinking and tool calls are still accumulated)."""
-        async for chunk in self:
-            if chunk.content:
-                yield chunk.content
+        raise RuntimeError(f"this {type(self).__name__} was closed before its final chunk")
 
     async def aclose(self) -> None:
         """Stop the stream and close its HTTP response (the server stops generating). Idempotent."""
-        call = self._call
         if self._gen is not None:
             await self._gen.aclose()
-        call.finished = True
-        _close_response(call)
+        self._call.finished = True
+        _close_response(self._call)
 
-    async def __aenter__(self) -> ChatStream:
+    async def __aenter__(self: S) -> S:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -275,7 +314,47 @@ class ChatStream:
         call = self._call
         state = "done" if call.acc.done else ("closed" if call.finished else
                                               f"{call.acc.chunks} chunks" if call.acc.chunks else "not started")
-        return f"<ChatStream model={call.model!r} {state}>"
+        about = f"model={call.model!r}" if call.model else f"path={call.path!r}"
+        return f"<{type(self).__name__} {about} {state}>"
+
+
+class ChatStream(_Stream[ChatChunk, ChatResult]):
+    """A streamed `/api/chat` reply: ChatChunks; `.message` is the assistant message accumulated so far,
+    `await .result()` gives the ChatResult, `.text()` yields only content deltas."""
+
+    __slots__ = ()
+
+    @property
+    def message(self) -> Message:
+        """The assistant message accumulated from the chunks yielded so far."""
+        acc = self._call.acc
+        assert isinstance(acc, ChatAccumulator)
+        return acc.message
+
+    async def text(self) -> AsyncIterator[str]:
+        """Yield only the content deltas (thinking and tool calls are still accumulated)."""
+        async for chunk in self:
+            if chunk.content:
+                yield chunk.content
+
+
+class GenerateStream(_Stream[GenerateChunk, GenerateResult]):
+    """A streamed `/api/generate` reply: GenerateChunks; `await .result()` gives the GenerateResult (with the
+    `context` of the final chunk), `.text()` yields only response deltas."""
+
+    __slots__ = ()
+
+    async def text(self) -> AsyncIterator[str]:
+        """Yield only the response deltas."""
+        async for chunk in self:
+            if chunk.response:
+                yield chunk.response
+
+
+class ProgressStream(_Stream[Progress, str]):
+    """The progress of a pull, push or create: Progress lines; `await .result()` gives the final status."""
+
+    __slots__ = ()
 
 
 def _close_response(call: _Call) -> None:
@@ -285,29 +364,32 @@ def _close_response(call: _Call) -> None:
         resp.close()
 
 
-async def _chat_chunks(call: _Call) -> AsyncGenerator[ChatChunk, None]:
+async def _stream_chunks(call: _Call) -> AsyncGenerator[Any, None]:
     """The read loop: one async generator from bytes to typed chunks, no nested generators per line."""
     acc = call.acc
     clean = False
     try:
-        resp, objs = await call.client._open(call)
+        resp, objs = await call.client._open(call, _first_objects)
         watchdog = call.watchdog
         assert watchdog is not None
         reader = resp.content
         readany = reader.readany
-        feed = call.decoder.feed
+        decoder = call.decoder
+        feed = decoder.feed
+        parse = call.parse
+        add = acc.add
         now = watchdog.loop.time
         watchdog.set_phase("idle")
         while True:
             for obj in objs:
-                chunk = parse_chat_chunk(obj)
-                acc.add(chunk)
+                chunk = parse(obj)
+                add(chunk)
                 yield chunk
                 if chunk.done:
                     clean = await _drain(reader, watchdog)
                     return
-            if call.decoder.error is not None:
-                raise call.decoder.error
+            if decoder.error is not None:
+                raise decoder.error
             watchdog.last = now()
             watchdog.reading = True
             data = await readany()
@@ -315,12 +397,11 @@ async def _chat_chunks(call: _Call) -> AsyncGenerator[ChatChunk, None]:
             if data:
                 objs = feed(data)
             else:
-                objs = call.decoder.close()
+                objs = decoder.close()
                 if not objs:
                     raise StreamInterrupted(
-                        f"the stream from {call.url} (model {call.model!r}) ended after {acc.chunks} chunks "
-                        "without its final `done: true` chunk; the server or a proxy closed it early. "
-                        "The partial reply is in .partial"
+                        f"the stream from {call.what} ended after {acc.chunks} chunks without its final chunk; "
+                        "the server or a proxy closed it early. The partial reply is in .partial"
                     )
     except OllamaError as exc:
         call.error = _with_context(exc, call)
@@ -342,7 +423,7 @@ async def _chat_chunks(call: _Call) -> AsyncGenerator[ChatChunk, None]:
 
 
 async def _drain(reader: aiohttp.StreamReader, watchdog: _Watchdog) -> bool:
-    """After `done`: read to the end of the body so the connection can go back to the pool."""
+    """After the final chunk: read to the end of the body so the connection can go back to the pool."""
     if reader.at_eof():
         return True
     watchdog.set_phase("drain", watchdog.loop.time() + _DRAIN_SECONDS)
@@ -362,7 +443,7 @@ def _with_context(exc: OllamaError, call: _Call) -> OllamaError:
     exc.attempts = max(call.attempts, 1)
     exc.failures = tuple(call.failures)
     if isinstance(exc, (ProtocolError, StreamError)) and call.url not in exc.message:
-        exc.args = (f"{exc.message} (from {call.url}, model {call.model!r})",)
+        exc.args = (f"{exc.message} (from {call.what})",)
     return exc
 
 
@@ -515,31 +596,215 @@ class AsyncOllama:
         return ToolLoop(self, model, messages, tools, max_rounds=max_rounds, on_error=on_error,
                         tool_timeout=tool_timeout, chat_options={"think": think, **chat_options})
 
+    def generate(
+        self,
+        model: str,
+        prompt: str | None = None,
+        *,
+        suffix: str | None = None,
+        system: str | None = None,
+        template: str | None = None,
+        context: Sequence[int] | None = None,
+        raw: bool | None = None,
+        images: Sequence[Any] | None = None,
+        format: str | dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        keep_alive: float | str | None = None,
+        think: bool | str | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
+    ) -> GenerateStream:
+        """Stream a completion from `POST /api/generate`. Arguments are checked now; nothing is sent until the
+        stream is iterated. Images may be bytes, paths, or base64 strs. None = not sent."""
+        body = build_generate_request(model, prompt, suffix=suffix, system=system, template=template,
+                                      context=context, raw=raw, images=images, format=format, options=options,
+                                      keep_alive=keep_alive, think=think, logprobs=logprobs,
+                                      top_logprobs=top_logprobs)
+        return GenerateStream(_Call(self, "/api/generate", orjson.dumps(body), model, parse=parse_generate_chunk,
+                                    acc=GenerateAccumulator()))
+
+    def _progress(self, path: str, model: str, body: dict[str, Any]) -> ProgressStream:
+        return ProgressStream(_Call(self, path, orjson.dumps({**body, "stream": True}), model,
+                                    parse=parse_progress, acc=ProgressAccumulator()))
+
+    def pull(self, model: str, *, insecure: bool = False) -> ProgressStream:
+        """Download a model: a stream of Progress lines (per layer: digest, total, completed), ending in
+        `success`. An `{"error"}` line (e.g. an unknown model) raises StreamError."""
+        body: dict[str, Any] = {"model": check_model(model)}
+        if insecure:
+            body["insecure"] = True
+        return self._progress("/api/pull", model, body)
+
+    def push(self, model: str, *, insecure: bool = False) -> ProgressStream:
+        """Upload a model to its registry: a stream of Progress lines ending in `success`."""
+        body: dict[str, Any] = {"model": check_model(model)}
+        if insecure:
+            body["insecure"] = True
+        return self._progress("/api/push", model, body)
+
+    def create(
+        self,
+        model: str,
+        *,
+        from_: str | None = None,
+        files: Mapping[str, str] | None = None,
+        adapters: Mapping[str, str] | None = None,
+        template: str | None = None,
+        license: str | Sequence[str] | None = None,
+        system: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        messages: Sequence[Message | dict[str, Any]] | None = None,
+        quantize: str | None = None,
+    ) -> ProgressStream:
+        """Create a model from another (`from_`) or from uploaded blobs (`files`: name -> digest, see
+        `create_blob`): a stream of Progress lines ending in `success`."""
+        body: dict[str, Any] = {"model": check_model(model)}
+        for name, value in (("from", from_), ("template", template), ("system", system), ("quantize", quantize)):
+            if value is not None:
+                if not isinstance(value, str):
+                    raise TypeError(f"{'from_' if name == 'from' else name} must be a str, not {type(value).__name__}")
+                body[name] = value
+        for name, mapping in (("files", files), ("adapters", adapters), ("parameters", parameters)):
+            if mapping is not None:
+                if not isinstance(mapping, Mapping):
+                    raise TypeError(f"{name} must be a dict, not {type(mapping).__name__}")
+                body[name] = dict(mapping)
+        if license is not None:
+            body["license"] = license if isinstance(license, str) else list(license)
+        if messages is not None:
+            body["messages"] = build_chat_request(model, messages)["messages"]
+        if from_ is None and not files:
+            raise ValueError("create needs from_ (an existing model) or files (blobs uploaded with create_blob)")
+        return self._progress("/api/create", model, body)
+
+    async def embed(
+        self,
+        model: str,
+        input: str | Sequence[str],
+        *,
+        truncate: bool | None = None,
+        dimensions: int | None = None,
+        keep_alive: float | str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> EmbedResult:
+        """Embed one text or several: `POST /api/embed`. One vector (list of floats) per input, in order."""
+        body: dict[str, Any] = {"model": check_model(model)}
+        if isinstance(input, str):
+            body["input"] = input
+        elif isinstance(input, Sequence) and all(isinstance(text, str) for text in input):
+            body["input"] = list(input)
+        else:
+            raise TypeError("input must be a str or a list of str")
+        if truncate is not None:
+            body["truncate"] = bool(truncate)
+        if dimensions is not None:
+            if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
+                raise ValueError(f"dimensions must be a positive int, got {dimensions!r}")
+            body["dimensions"] = dimensions
+        if keep_alive is not None:
+            body["keep_alive"] = keep_alive
+        if options is not None:
+            body["options"] = options
+        return parse_embed(await self._json("POST", "/api/embed", body, model))
+
+    async def list(self) -> ListResult:
+        """The models on the server (`GET /api/tags`)."""
+        return parse_list(await self._json("GET", "/api/tags"))
+
+    async def show(self, model: str, *, verbose: bool = False) -> ShowResult:
+        """A model's details, template, parameters and capabilities (`POST /api/show`)."""
+        body: dict[str, Any] = {"model": check_model(model)}
+        if verbose:
+            body["verbose"] = True
+        return parse_show(await self._json("POST", "/api/show", body, model))
+
+    async def ps(self) -> PsResult:
+        """The models loaded in memory now (`GET /api/ps`)."""
+        return parse_ps(await self._json("GET", "/api/ps"))
+
+    async def version(self) -> str:
+        """The server's version (`GET /api/version`)."""
+        version = (await self._json("GET", "/api/version")).get("version")
+        if not isinstance(version, str):
+            raise ProtocolError(f"{self.host}/api/version did not give a version string: {version!r}")
+        return version
+
+    async def delete(self, model: str) -> None:
+        """Delete a model from the server (`DELETE /api/delete`); ModelNotFoundError when it is not there."""
+        await self._unary("DELETE", "/api/delete", {"model": check_model(model)}, model)
+
+    async def copy(self, source: str, destination: str) -> None:
+        """Copy a model under a new name (`POST /api/copy`); ModelNotFoundError when the source is missing."""
+        await self._unary("POST", "/api/copy", {"source": check_model(source),
+                                                 "destination": check_model(destination)}, source)
+
+    async def create_blob(self, path: str | os.PathLike[str]) -> str:
+        """Upload a file as a blob (`POST /api/blobs/sha256:...`) unless the server has it; return its digest,
+        for `create(files={name: digest})`."""
+        file = Path(path)
+        digest = "sha256:" + await asyncio.to_thread(_sha256_of, file)
+        if not await self.has_blob(digest):
+            await self._unary("POST", f"/api/blobs/{digest}", lambda: file.open("rb"))
+        return digest
+
+    async def has_blob(self, digest: str) -> bool:
+        """Whether the server has a blob (`HEAD /api/blobs/<digest>`)."""
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            raise ValueError(f"a blob digest looks like 'sha256:<64 hex digits>', got {digest!r}")
+        try:
+            await self._unary("HEAD", f"/api/blobs/{digest}")
+        except ResponseError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return True
+
+    async def is_running(self) -> bool:
+        """True when an Ollama server answers at `host` (`GET /`); False when nothing is listening there."""
+        try:
+            await self._unary("GET", "/", retry=_NO_RETRY)
+        except (OllamaConnectionError, OllamaTimeoutError):
+            return False
+        return True
+
+    async def _json(self, method: str, path: str, body: Any = None, model: str | None = None) -> dict[str, Any]:
+        data = await self._unary(method, path, body, model)
+        try:
+            decoded = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ProtocolError(f"{self.host}{path} did not answer with JSON: {data[:200]!r}") from None
+        if not isinstance(decoded, dict):
+            raise ProtocolError(f"{self.host}{path} answered a JSON {type(decoded).__name__}, not an object")
+        return decoded
+
     # -- the request machinery shared by every streamed endpoint --------------------------------------
 
-    async def _open(self, call: _Call) -> tuple[aiohttp.ClientResponse, list[dict[str, Any]]]:
-        """Send the request, retrying what is safe, until the first line is decoded."""
+    async def _open(self, call: _Call, first: Callable[[aiohttp.ClientResponse, _Call], Awaitable[T]]
+                    ) -> tuple[aiohttp.ClientResponse, T]:
+        """Send the request, retrying what is safe, until `first` has what it needs from the response (the
+        first decoded line of a stream, or the whole body of a plain reply)."""
         session = await self._get_session()
         loop = asyncio.get_running_loop()
         watchdog = call.watchdog = _Watchdog(loop, self.timeouts)
-        policy = self.retry
+        policy = call.retry
         while True:
             call.attempts += 1
             watchdog.start_attempt()
             resp: aiohttp.ClientResponse | None = None
             try:
                 try:
-                    resp = call.response = await session.post(call.url, data=call.body)
+                    body = call.body() if callable(call.body) else call.body
+                    resp = call.response = await session.request(call.method, call.url, data=body)
                     watchdog.reader = resp.content
                     if not 200 <= resp.status < 300:
                         raise await self._status_error(resp, call)
                     content_type = resp.headers.get("Content-Type", "")
                     if content_type.startswith("text/html"):
                         raise ProtocolError(
-                            f"{call.url} answered 200 with an HTML page, not Ollama's NDJSON stream; "
-                            "is host / OLLAMA_HOST pointing at Ollama (and not at a web server or proxy page)?"
+                            f"{call.url} answered {resp.status} with an HTML page, not Ollama's JSON; is host / "
+                            "OLLAMA_HOST pointing at Ollama (and not at a web server or a proxy's page)?"
                         )
-                    return resp, await _first_objects(resp.content, call.decoder)
+                    return resp, await first(resp, call)
                 except asyncio.CancelledError:
                     if watchdog.fired and watchdog.cancelled_task and _only_our_cancel(watchdog.task):
                         raise _Expired(watchdog.fired, watchdog.limit()) from None
@@ -548,7 +813,8 @@ class AsyncOllama:
                 _close_response(call)
                 error: OllamaError
                 if isinstance(exc, ResponseError):
-                    error, reason, retryable = exc, str(exc.status_code), exc.status_code in RETRYABLE_STATUSES
+                    error, reason = exc, str(exc.status_code)
+                    retryable = exc.status_code in RETRYABLE_STATUSES
                 else:
                     error, reason, retryable = self._translate(exc, call, started=False)
                 call.failures.append(reason)
@@ -562,6 +828,20 @@ class AsyncOllama:
                 _close_response(call)
                 watchdog.cancel()
                 raise _with_context(exc, call) from exc.__cause__
+
+    async def _unary(self, method: str, path: str, body: Any = None, model: str | None = None, *,
+                     retry: RetryPolicy | None = None) -> bytes:
+        """A plain request/response exchange with the same retries, timeouts and error mapping as streams."""
+        call = _Call(self, path, orjson.dumps(body) if body is not None and not callable(body) else body, model,
+                     method=method, retry=retry)
+        try:
+            resp, data = await self._open(call, _read_body)
+            resp.release()
+            return data
+        finally:
+            if call.watchdog is not None:
+                call.watchdog.cancel()
+            _close_response(call)
 
     async def _status_error(self, resp: aiohttp.ClientResponse, call: _Call) -> ResponseError:
         try:
@@ -581,14 +861,14 @@ class AsyncOllama:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         common = {"status_code": status, "error": text, "url": call.url, "model": call.model,
                   "retry_after": retry_after}
-        if status == 404:
+        if status == 404 and call.model:
             return ModelNotFoundError(
                 f"model {call.model!r} not found on {self.host} (HTTP 404: {text}). "
                 f"Pull it first: ollama pull {call.model}",
                 **common,  # type: ignore[arg-type]
             )
         hint = _STATUS_HINTS.get(status, "")
-        return ResponseError(f"HTTP {status} from {call.url} (model {call.model!r}): {text}. {hint}".rstrip(),
+        return ResponseError(f"HTTP {status} from {call.what}: {text}. {hint}".rstrip(),
                              **common)  # type: ignore[arg-type]
 
     def _translate(self, exc: BaseException, call: _Call, *, started: bool) -> tuple[OllamaError, str, bool]:
@@ -608,7 +888,7 @@ class AsyncOllama:
                 "drain": "did not see the end of",
             }.get(phase, "timed out on")
             err: OllamaError = OllamaTimeoutError(
-                f"{what} {url} (model {call.model!r}) within {limit}s ({phase} timeout). "
+                f"{what} {call.what} within {limit}s ({phase} timeout). "
                 f"{_TIMEOUT_HINTS.get(phase, '')}".rstrip(),
                 phase=phase, timeout=limit, **kw,
             )
@@ -636,11 +916,11 @@ class AsyncOllama:
         detail = str(exc) or type(exc).__name__
         if started:
             return StreamInterrupted(
-                f"the connection to {url} (model {call.model!r}) dropped after {call.acc.chunks} chunks, "
+                f"the connection to {call.what} dropped after {call.acc.chunks} chunks, "
                 f"before the final chunk ({detail}). The partial reply is in .partial; nothing was retried "
                 "because output had already reached you.", **kw), "connection dropped", False
         return OllamaConnectionError(
-            f"the connection to {url} (model {call.model!r}) closed before the first chunk ({detail}). "
+            f"the connection to {call.what} closed before the first chunk ({detail}). "
             "Check the server log; a proxy may be cutting the connection.",
             url=url, **kw), "connection reset", True
 
@@ -658,7 +938,12 @@ class _EarlyEOF(Exception):
     """The body ended before its first line."""
 
 
-async def _first_objects(reader: aiohttp.StreamReader, decoder: NDJSONDecoder) -> list[dict[str, Any]]:
+async def _read_body(resp: aiohttp.ClientResponse, call: _Call) -> bytes:
+    return await resp.read()
+
+
+async def _first_objects(resp: aiohttp.ClientResponse, call: _Call) -> list[dict[str, Any]]:
+    reader, decoder = resp.content, call.decoder
     while True:
         data = await reader.readany()
         if not data:
@@ -678,6 +963,16 @@ def _final(error: OllamaError, call: _Call) -> OllamaError:
     if call.attempts > 1:
         error.args = (f"{error.message} (gave up after {call.attempts} attempts: {', '.join(call.failures)})",)
     return error
+
+
+def _sha256_of(path: Path) -> str:
+    if not path.is_file():
+        raise ValueError(f"create_blob: {str(path)!r} is not a file")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _os_reason(exc: OSError | None) -> str:

@@ -6,14 +6,19 @@ Slotted, non-frozen dataclasses: a ChatChunk is built once per streamed line, an
 
 from __future__ import annotations
 
-import base64
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-__all__ = ["ROLES", "ChatChunk", "ChatResult", "Message", "Metrics", "ToolCall"]
+from .images import encode_image
+
+__all__ = [
+    "ROLES", "ChatChunk", "ChatResult", "EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "Message",
+    "Metrics", "ModelDetails", "ModelInfo", "Progress", "PsResult", "RunningModel", "ShowResult", "ToolCall",
+]
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 _MESSAGE_KEYS = ("role", "content", "thinking", "images", "tool_calls", "tool_name", "tool_call_id")
@@ -88,7 +93,7 @@ class Message:
     role: str
     content: str = ""
     thinking: str = ""
-    images: Sequence[str] = ()
+    images: Sequence[str | bytes | os.PathLike[str]] = ()
     tool_calls: Sequence[ToolCall] = ()
     tool_name: str | None = None
     tool_call_id: str | None = None
@@ -107,7 +112,7 @@ class Message:
         elif not isinstance(self.thinking, str):
             raise TypeError(f"thinking must be a str, not {type(self.thinking).__name__}")
         if self.images != ():
-            self.images = tuple(_image_to_base64(image) for image in _sequence(self.images, "images"))
+            self.images = tuple(encode_image(image) for image in _sequence(self.images, "images"))
         if self.tool_calls != ():
             self.tool_calls = tuple(
                 call if isinstance(call, ToolCall) else ToolCall.from_dict(call)
@@ -165,12 +170,6 @@ def _sequence(value: object, name: str) -> Sequence[Any]:
     return value
 
 
-def _image_to_base64(image: object) -> str:
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return base64.b64encode(image).decode("ascii")
-    if isinstance(image, str):
-        return image
-    raise TypeError(f"an image must be base64 str or bytes, not {type(image).__name__}")
 
 
 @dataclass(slots=True)
@@ -224,3 +223,136 @@ class ChatResult:
     done_reason: str | None
     metrics: Metrics | None
     logprobs: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class GenerateChunk:
+    """One streamed line of `/api/generate`. `context` (token ids) is set on the final chunk only."""
+
+    model: str
+    created_at: str
+    response: str
+    thinking: str
+    done: bool
+    done_reason: str | None
+    metrics: Metrics | None
+    context: list[int] | None
+    logprobs: list[Any] | None
+    raw: dict[str, Any]
+
+
+@dataclass(slots=True)
+class GenerateResult:
+    """A finished `/api/generate` reply."""
+
+    response: str
+    thinking: str
+    context: list[int] | None
+    done_reason: str | None
+    metrics: Metrics | None
+    model: str
+    logprobs: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    """One progress line of pull, push or create. `completed` and `total` are bytes (None when not sent)."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """True on the final `success` line."""
+        return self.status == "success"
+
+    @property
+    def fraction(self) -> float | None:
+        """completed / total for a layer being transferred (0.0 before its first bytes); None otherwise."""
+        if not self.total:
+            return 1.0 if self.done else None
+        return min(1.0, (self.completed or 0) / self.total)
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    """`/api/embed`: one embedding (a list of floats) per input, in order."""
+
+    model: str
+    embeddings: list[list[float]]
+    metrics: Metrics
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelDetails:
+    """The `details` object of a model: format, family, size class and quantization."""
+
+    parent_model: str = ""
+    format: str = ""
+    family: str = ""
+    families: tuple[str, ...] = ()
+    parameter_size: str = ""
+    quantization_level: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    """A model on the server, as `/api/tags` lists it."""
+
+    name: str
+    model: str
+    size: int
+    digest: str
+    modified_at: str
+    details: ModelDetails
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ListResult:
+    """`/api/tags`: the models on the server."""
+
+    models: list[ModelInfo]
+
+
+@dataclass(slots=True)
+class RunningModel:
+    """A model loaded in memory, as `/api/ps` lists it."""
+
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PsResult:
+    """`/api/ps`: the models loaded now."""
+
+    models: list[RunningModel]
+
+
+@dataclass(slots=True)
+class ShowResult:
+    """`/api/show`: a model's modelfile, template, parameters, details, architecture facts and capabilities."""
+
+    capabilities: tuple[str, ...]
+    details: ModelDetails
+    modelfile: str
+    parameters: str
+    template: str
+    model_info: dict[str, Any]
+    license: str = ""
+    system: str = ""
+    modified_at: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
