@@ -3,11 +3,15 @@
     async with AsyncOllama() as client:
         async for chunk in client.chat("qwen3", [{"role": "user", "content": "Hi"}]):
             print(chunk.content, end="")
+
+`Ollama` is the blocking client over the same core; it is imported on first use.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .agent import ToolLoop
-from .client import AsyncOllama, ChatStream
+from .client import AsyncOllama, ChatStream, GenerateStream, ProgressStream
 from .config import RetryPolicy, Timeouts
 from .errors import (
     MaxRoundsError,
@@ -22,25 +26,72 @@ from .errors import (
     ToolError,
 )
 from .tools import Tool, ToolResult
-from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
+from .types import (
+    ChatChunk,
+    ChatResult,
+    EmbedResult,
+    GenerateChunk,
+    GenerateResult,
+    ListResult,
+    Message,
+    Metrics,
+    ModelDetails,
+    ModelInfo,
+    Progress,
+    PsResult,
+    RunningModel,
+    ShowResult,
+    ToolCall,
+)
+
+if TYPE_CHECKING:
+    from .sync import Ollama, SyncChatStream, SyncGenerateStream, SyncProgressStream, SyncToolLoop
+
+_LAZY = {"Ollama", "SyncChatStream", "SyncGenerateStream", "SyncProgressStream", "SyncToolLoop"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import sync
+
+        return getattr(sync, name)
+    raise AttributeError(f"module 'ollama_stream' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncOllama",
     "ChatChunk",
     "ChatResult",
     "ChatStream",
+    "EmbedResult",
+    "GenerateChunk",
+    "GenerateResult",
+    "GenerateStream",
+    "ListResult",
     "MaxRoundsError",
     "Message",
     "Metrics",
+    "ModelDetails",
+    "ModelInfo",
     "ModelNotFoundError",
+    "Ollama",
     "OllamaConnectionError",
     "OllamaError",
     "OllamaTimeoutError",
+    "Progress",
+    "ProgressStream",
     "ProtocolError",
+    "PsResult",
     "ResponseError",
     "RetryPolicy",
+    "RunningModel",
+    "ShowResult",
     "StreamError",
     "StreamInterrupted",
+    "SyncChatStream",
+    "SyncGenerateStream",
+    "SyncProgressStream",
+    "SyncToolLoop",
     "Timeouts",
     "Tool",
     "ToolCall",

@@ -575,6 +575,7 @@ class AsyncOllama:
 
     def chat_with_tools(
         self,
+        /,
         model: str,
         messages: Sequence[Message | dict[str, Any]],
         tools: Sequence[Any],
