@@ -55,8 +55,8 @@ def encode_image(image: object) -> str:
             return text
         raise ValueError(f"image {image[:60]!r}...: the data URL does not hold valid base64")
     short = len(text) < _MAX_PATH
-    if short and text and os.path.isfile(os.path.expanduser(text)):
-        return _read(Path(text), image)
+    if short and text and os.path.exists(os.path.expanduser(text)):
+        return _read(Path(text), image)  # a directory raises: not a file
     if short and text.lower().endswith(IMAGE_EXTENSIONS):
         return _read(Path(text), image)  # raises: no such file / not a file
     if text and _is_base64(text):
