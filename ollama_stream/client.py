@@ -22,6 +22,7 @@ import aiohttp
 import orjson
 
 from ._version import __version__
+from .backends import ChatBackend, ChatRequest
 from .config import RETRYABLE_STATUSES, RetryPolicy, Timeouts, parse_retry_after, resolve_host
 from .errors import (
     ModelNotFoundError,
@@ -163,9 +164,10 @@ class _Watchdog:
         self.fired = phase
         if self.reader is not None:
             self.reader.set_exception(_Expired(phase, self.limit()))
-        elif self.task is not None:
+        elif self.task is not None and self.reading:
             self.cancelled_task = True
             self.task.cancel()
+        # Otherwise the caller's own code is running (between chunks of a backend): the next read raises.
 
     def limit(self) -> float | None:
         phase = self.fired or self.phase
@@ -203,13 +205,16 @@ class _Accumulator(Protocol):
 class _Call:
     """The state of one request, shared by a stream and its generator (never each other, so no cycle)."""
 
-    __slots__ = ("acc", "attempts", "body", "client", "decoder", "error", "failures", "finished", "method",
-                 "model", "parse", "path", "response", "retry", "watchdog")
+    __slots__ = ("acc", "attempts", "backend", "body", "client", "decoder", "error", "failures", "finished",
+                 "method", "model", "parse", "path", "request", "response", "retry", "watchdog")
 
     def __init__(self, client: AsyncOllama, path: str, body: Any, model: str | None, *,
                  parse: Callable[[dict[str, Any]], Any] = parse_chat_chunk, acc: _Accumulator | None = None,
-                 method: str = "POST", retry: RetryPolicy | None = None) -> None:
+                 method: str = "POST", retry: RetryPolicy | None = None,
+                 backend: ChatBackend | None = None, request: ChatRequest | None = None) -> None:
         self.client = client
+        self.backend = backend  # set: chunks come from this backend instead of the native read loop
+        self.request = request
         self.retry = retry if retry is not None else client.retry
         self.path = path
         self.method = method
@@ -269,7 +274,8 @@ class _Stream(Generic[C, R]):
     def __anext__(self) -> Awaitable[C]:
         gen = self._gen
         if gen is None:
-            gen = self._gen = _stream_chunks(self._call)
+            call = self._call
+            gen = self._gen = _stream_chunks(call) if call.backend is None else _backend_chunks(call)
         return gen.__anext__()
 
     @property
@@ -422,6 +428,114 @@ async def _stream_chunks(call: _Call) -> AsyncGenerator[Any, None]:
                 resp_.close()
 
 
+async def _backend_chunks(call: _Call) -> AsyncGenerator[Any, None]:
+    """The same contract as `_stream_chunks` over any ChatBackend: retries before the first chunk, the phase
+    limits, accumulation and typed errors with `.partial`, written once for every backend."""
+    backend, request, client, acc = call.backend, call.request, call.client, call.acc
+    assert backend is not None and request is not None
+    loop = asyncio.get_running_loop()
+    watchdog = call.watchdog = _Watchdog(loop, client.timeouts)
+    source: AsyncIterator[ChatChunk] | None = None
+
+    async def next_chunk() -> ChatChunk:
+        assert source is not None
+        if watchdog.fired:  # a limit passed while the caller's code ran
+            raise _Expired(watchdog.fired, watchdog.limit())
+        watchdog.last = loop.time()
+        watchdog.reading = True
+        try:
+            return await source.__anext__()
+        except asyncio.CancelledError:
+            if watchdog.fired and watchdog.cancelled_task and _only_our_cancel(watchdog.task):
+                raise _Expired(watchdog.fired, watchdog.limit()) from None
+            raise
+        finally:
+            watchdog.reading = False
+
+    try:
+        while True:  # attempts, until the first chunk
+            call.attempts += 1
+            watchdog.start_attempt()
+            source = backend.stream_chat(request)
+            try:
+                chunk = await next_chunk()
+                break
+            except (OllamaError, _Expired, StopAsyncIteration) as exc:
+                error = _backend_error(exc, call, started=False)
+                await _aclose(source)
+                call.failures.append(_reason(error))
+                retryable = _retryable(error) and call.attempts < call.retry.max_attempts
+                delay = call.retry.delay(call.attempts, getattr(error, "retry_after", None), client._rng) \
+                    if retryable else None
+                watchdog.cancel()
+                if delay is None or loop.time() + delay >= watchdog.total_deadline:
+                    raise _final(error, call) from exc
+                await client._sleep(delay)
+        watchdog.set_phase("idle")
+        while True:
+            acc.add(chunk)
+            yield chunk
+            if chunk.done:
+                return
+            try:
+                chunk = await next_chunk()
+            except StopAsyncIteration:
+                raise StreamInterrupted(f"the backend {type(backend).__name__} ended the reply to "
+                                        f"{request.model!r} after {acc.chunks} chunks without a final chunk") from None
+    except OllamaError as exc:
+        call.error = _with_context(exc, call)
+        raise call.error from exc.__cause__
+    except _Expired as exc:
+        call.error = _backend_error(exc, call, started=True)
+        raise call.error from None
+    except Exception as exc:  # a backend that broke its contract: still a typed error
+        call.error = _with_context(OllamaError(f"the backend {type(backend).__name__} failed: "
+                                               f"{type(exc).__name__}: {exc}"), call)
+        raise call.error from exc
+    finally:
+        call.finished = True
+        watchdog.cancel()
+        if source is not None:
+            await _aclose(source)
+
+
+def _backend_error(exc: BaseException, call: _Call, *, started: bool) -> OllamaError:
+    if isinstance(exc, _Expired):
+        return call.client._translate(exc, call, started=started)[0]
+    if isinstance(exc, StopAsyncIteration):
+        return StreamInterrupted(f"the backend gave no chunk for {call.model!r}", partial=call.partial())
+    assert isinstance(exc, OllamaError)
+    return exc
+
+
+def _retryable(error: OllamaError) -> bool:
+    """The retry rule of RetryPolicy, read off a typed error (what backends raise)."""
+    if isinstance(error, ResponseError):
+        return error.status_code in RETRYABLE_STATUSES
+    if isinstance(error, OllamaTimeoutError):
+        return error.phase in ("connect", "first_chunk")
+    if isinstance(error, OllamaConnectionError):
+        return bool(getattr(error, "retryable", True))
+    return isinstance(error, StreamInterrupted)
+
+
+def _reason(error: OllamaError) -> str:
+    if isinstance(error, ResponseError):
+        return str(error.status_code)
+    if isinstance(error, OllamaTimeoutError):
+        return f"{error.phase} timeout"
+    if isinstance(error, OllamaConnectionError):
+        return "connection failed"
+    return "connection dropped" if isinstance(error, StreamInterrupted) else type(error).__name__
+
+
+async def _aclose(source: AsyncIterator[Any]) -> None:
+    close = getattr(source, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
+
+
 async def _drain(reader: aiohttp.StreamReader, watchdog: _Watchdog) -> bool:
     """After the final chunk: read to the end of the body so the connection can go back to the pool."""
     if reader.at_eof():
@@ -467,7 +581,11 @@ class AsyncOllama:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         pool_limit: int = 100,
         ssl: Any = None,
+        backend: ChatBackend | None = None,
     ) -> None:
+        if backend is not None and not isinstance(backend, ChatBackend):
+            raise TypeError(f"backend must have stream_chat(request) and aclose(); got {type(backend).__name__}")
+        self.backend = backend
         self.host = resolve_host(host)
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.retry = retry if retry is not None else RetryPolicy()
@@ -503,6 +621,8 @@ class AsyncOllama:
         """Close the connection pool. The client cannot be used afterwards."""
         self._closed = True
         await self._drop_session()
+        if self.backend is not None:
+            await self.backend.aclose()
 
     @property
     def closed(self) -> bool:
@@ -571,6 +691,9 @@ class AsyncOllama:
             tools = tool_schemas(tools)
         body = build_chat_request(model, messages, think=think, tools=tools, format=format, options=options,
                                   keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
+        if self.backend is not None:
+            return ChatStream(_Call(self, "/api/chat", b"", model, backend=self.backend,
+                                    request=ChatRequest(model, body)))
         return ChatStream(_Call(self, "/api/chat", orjson.dumps(body), model))
 
     def chat_with_tools(
@@ -795,6 +918,7 @@ class AsyncOllama:
             try:
                 try:
                     body = call.body() if callable(call.body) else call.body
+                    watchdog.reading = True
                     resp = call.response = await session.request(call.method, call.url, data=body)
                     watchdog.reader = resp.content
                     if not 200 <= resp.status < 300:
@@ -810,6 +934,8 @@ class AsyncOllama:
                     if watchdog.fired and watchdog.cancelled_task and _only_our_cancel(watchdog.task):
                         raise _Expired(watchdog.fired, watchdog.limit()) from None
                     raise
+                finally:
+                    watchdog.reading = False
             except (aiohttp.ClientError, OSError, _Expired, ResponseError, _EarlyEOF) as exc:
                 _close_response(call)
                 error: OllamaError
@@ -899,9 +1025,11 @@ class AsyncOllama:
                 f"cannot resolve the host of {self.host}: {exc.os_error}. Check host= or OLLAMA_HOST.",
                 url=url, **kw), "DNS failure", True
         if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
-            return OllamaConnectionError(
+            tls = OllamaConnectionError(
                 f"TLS failed with {self.host}: {exc}. Check the certificate, or pass ssl= to AsyncOllama.",
-                url=url, **kw), "TLS failure", False
+                url=url, **kw)
+            tls.retryable = False
+            return tls, "TLS failure", False
         if isinstance(exc, aiohttp.ClientConnectorError):
             reason = _os_reason(exc.os_error)
             return OllamaConnectionError(

@@ -63,9 +63,10 @@ class OllamaError(Exception):
 class OllamaConnectionError(OllamaError, ConnectionError):
     """The server could not be reached: connection refused or reset, DNS failure, TLS failure."""
 
-    def __init__(self, message: str, *, url: str = "", **kw: Any) -> None:
+    def __init__(self, message: str, *, url: str = "", retryable: bool = True, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.url = url
+        self.retryable = retryable  # False for failures a retry cannot fix (a bad TLS certificate)
 
 
 class OllamaTimeoutError(OllamaError, TimeoutError):
