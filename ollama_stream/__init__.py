@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .agent import ToolLoop
+from .backends import ChatBackend, ChatRequest, NativeBackend, client_for, infer_provider
 from .client import AsyncOllama, ChatStream, GenerateStream, ProgressStream
-from .config import RetryPolicy, Timeouts
+from .config import RetryPolicy, Settings, Timeouts
 from .errors import (
     MaxRoundsError,
     ModelNotFoundError,
@@ -60,7 +61,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncOllama",
+    "ChatBackend",
     "ChatChunk",
+    "ChatRequest",
     "ChatResult",
     "ChatStream",
     "EmbedResult",
@@ -74,6 +77,7 @@ __all__ = [
     "ModelDetails",
     "ModelInfo",
     "ModelNotFoundError",
+    "NativeBackend",
     "Ollama",
     "OllamaConnectionError",
     "OllamaError",
@@ -85,6 +89,7 @@ __all__ = [
     "ResponseError",
     "RetryPolicy",
     "RunningModel",
+    "Settings",
     "ShowResult",
     "StreamError",
     "StreamInterrupted",
@@ -99,4 +104,6 @@ __all__ = [
     "ToolLoop",
     "ToolResult",
     "__version__",
+    "client_for",
+    "infer_provider",
 ]

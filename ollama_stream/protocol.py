@@ -302,6 +302,11 @@ def check_model(model: object) -> str:
     return model
 
 
+def is_gpt_oss(model: str) -> bool:
+    """gpt-oss models take a thinking level, not a bool."""
+    return model.rsplit("/", 1)[-1].lower().startswith("gpt-oss")
+
+
 def check_think(think: object) -> bool | str:
     if think is True or think is False:
         return think
@@ -342,6 +347,8 @@ def _add_generation_options(body: dict[str, Any], *, think: object, format: obje
     """The options chat and generate share: checked, and set only when given."""
     if think is not None:
         body["think"] = check_think(think)
+        if body["think"] is True and is_gpt_oss(body.get("model", "")):
+            body["think"] = "medium"  # gpt-oss ignores true/false and wants a level
     if format is not None:
         if format != "json" and not isinstance(format, dict):
             raise ValueError(f"format must be 'json' or a JSON Schema dict, got {format!r}")

@@ -24,6 +24,7 @@ from .protocol import DEFAULT_MAX_LINE_BYTES
 from .types import ChatChunk, ChatResult, GenerateChunk, GenerateResult, Message, Progress
 
 if TYPE_CHECKING:
+    from .backends import ChatBackend
     from .config import RetryPolicy, Timeouts
 
 __all__ = ["Ollama", "SyncChatStream", "SyncGenerateStream", "SyncProgressStream", "SyncToolLoop"]
@@ -288,9 +289,10 @@ class Ollama:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         pool_limit: int = 100,
         ssl: Any = None,
+        backend: ChatBackend | None = None,
     ) -> None:
         self._async = AsyncOllama(host, headers=headers, timeouts=timeouts, retry=retry,
-                                  max_line_bytes=max_line_bytes, pool_limit=pool_limit, ssl=ssl)
+                                  max_line_bytes=max_line_bytes, pool_limit=pool_limit, ssl=ssl, backend=backend)
         self._runner: _LoopThread | None = None
         self._lock = threading.Lock()
         self._closed = False

@@ -113,22 +113,31 @@ KNOWN_PROVIDERS = {
 }
 
 
-def client_for(model: str, *, host: str | None = None, api_base: str | None = None,
+def client_for(model: str, *, host: str | None = None, api_base: str | None = None, provider: str | None = None,
                **client_options: Any) -> tuple[AsyncOllama, str]:
     """A client for `model` and the model name to pass to its `chat`.
 
     `ollama/NAME`, `ollama_chat/NAME` or a bare name -> the native Ollama client (prefix stripped); any other
-    `provider/model` -> an AsyncOllama driving the LiteLLM backend (needs the `litellm` extra)::
+    `provider/model` -> an AsyncOllama driving the LiteLLM backend (needs the `litellm` extra).
+    `provider="litellm"` sends an Ollama model through LiteLLM too (`api_base` defaults to the Ollama host)::
 
         client, name = client_for("openai/gpt-4o")
         async with client:
             result = await client.chat(name, messages).result()
     """
     from ..client import AsyncOllama
+    from ..config import PROVIDERS, resolve_host
 
+    if provider is not None and provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
     native = native_model_name(model)
-    if native is not None:
+    if provider == "ollama" and native is None:
+        raise ValueError(f"provider 'ollama' cannot serve {model!r}: it names the {infer_provider(model)!r} provider")
+    if native is not None and provider != "litellm":
         return AsyncOllama(host, **client_options), native
     from .litellm import LiteLLMBackend
 
-    return AsyncOllama(host, backend=LiteLLMBackend(model=model, api_base=api_base), **client_options), model
+    if native is not None and api_base is None:
+        api_base = resolve_host(host)
+    backend = LiteLLMBackend(model=f"ollama_chat/{native}" if native is not None else model, api_base=api_base)
+    return AsyncOllama(host, backend=backend, **client_options), model
