@@ -27,6 +27,7 @@ from ..errors import (
     OllamaTimeoutError,
     ProtocolError,
     ResponseError,
+    StreamError,
     StreamInterrupted,
 )
 from ..types import ChatChunk, Metrics, ToolCall
@@ -131,6 +132,7 @@ class LiteLLMBackend:
         calls = _ToolCallAssembler()
         finish_reason: str | None = None
         usage: Any = None
+        started = False
         last_model, created = model, _rfc3339(time.time())
         try:
             complete = self.router.acompletion if self.router is not None else self._litellm.acompletion
@@ -152,12 +154,19 @@ class LiteLLMBackend:
                 for call in getattr(delta, "tool_calls", None) or ():
                     calls.add(call)
                 if thinking or content:
+                    started = True
                     yield ChatChunk(last_model, created, content, thinking, (), False, None, None, None,
                                     {"litellm": part})
         except OllamaError:
             raise
         except Exception as exc:
-            raise map_exception(exc, model, self.api_base) from exc
+            error = map_exception(exc, model, self.api_base)
+            if started and isinstance(error, ResponseError):  # the status was 200: an error line mid-stream
+                error = StreamError(f"the server reported an error mid-stream ({model} via LiteLLM): {error.error}",
+                                    error=error.error)
+            elif started and isinstance(error, OllamaConnectionError):
+                error = StreamInterrupted(f"the stream from {model} via LiteLLM broke off: {error}")
+            raise error from exc
         metrics = Metrics(prompt_eval_count=getattr(usage, "prompt_tokens", None),
                           eval_count=getattr(usage, "completion_tokens", None)) if usage is not None else Metrics()
         yield ChatChunk(last_model, created, "", "", calls.finish(), True, finish_reason, metrics, None,
