@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,9 @@ import pytest
 
 from ollama_stream import AsyncOllama, RetryPolicy
 from ollama_stream.testing import FakeOllama
+
+# LiteLLM fetches its price map from the internet when imported unless told not to: never from the tests.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 # Retries without waiting: the policy's arithmetic is tested on its own in test_config.py.
 NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)

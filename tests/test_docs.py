@@ -60,3 +60,20 @@ def test_api_reference_lists_every_method() -> None:
     public = [name for name in dir(AsyncOllama) if not name.startswith("_") and callable(getattr(AsyncOllama, name))]
     missing = [name for name in public if name not in ("aclose",) and f"{name}" not in page]
     assert not missing, f"docs/api.md does not mention {missing}"
+
+
+def test_backends_page_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("litellm", reason='needs pip install "ollama-stream[litellm]"')
+    blocks = python_blocks("backends.md")
+    routing, router = blocks[1], blocks[2]
+    namespace: dict[str, Any] = {"__name__": "docs_backends"}
+    exec(compile(routing, "docs/backends.md", "exec"), namespace)
+    assert namespace["name"] == "gpt-oss:20b"
+    assert eval("infer_provider('openai/gpt-4o')", namespace) == "openai"
+    with FakeOllama() as host_a, FakeOllama() as host_b:
+        namespace.update(HOST_A=host_a.url, HOST_B=host_b.url)
+        exec(compile(router, "docs/backends.md", "exec"), namespace)
+        served = len(host_a.requests) + len(host_b.requests)
+    out = capsys.readouterr().out
+    assert out.count("You said: ") == 3 and "third question" in out
+    assert served == 3

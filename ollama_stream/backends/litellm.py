@@ -40,6 +40,8 @@ _OLLAMA_PROVIDERS = ("ollama", "ollama_chat")
 _OPTIONS_TO_PARAMS = {"temperature": "temperature", "top_p": "top_p", "seed": "seed", "stop": "stop",
                       "num_predict": "max_tokens", "frequency_penalty": "frequency_penalty",
                       "presence_penalty": "presence_penalty"}
+# Set on import too, so `from litellm import Router` after importing this module stays offline.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 _EFFORT = {True: "medium", False: "none", "low": "low", "medium": "medium", "high": "high", "max": "high"}
 
 
