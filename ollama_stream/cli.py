@@ -27,9 +27,12 @@ from . import (
     OllamaConnectionError,
     OllamaError,
     OllamaTimeoutError,
+    Settings,
     __version__,
+    client_for,
 )
 
+DEFAULT_MODEL = "qwen3"
 EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
 THINK_CHOICES: dict[str, bool | str] = {"on": True, "off": False, "low": "low", "medium": "medium",
                                         "high": "high", "max": "max"}
@@ -52,10 +55,6 @@ class Style:
 
     def cyan(self, text: str) -> str:
         return self._wrap("36", text)
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 async def render(stream: ChatStream, out: TextIO, style: Style, *, hide_thinking: bool = False,
@@ -126,22 +125,25 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any] | None:
 
 async def cmd_chat(args: argparse.Namespace) -> int:
     out, style = sys.stdout, Style(sys.stdout)
-    hide = args.hide_thinking or _env_true("OLLAMA_HIDE_THINKING")
-    think: bool | str | None = THINK_CHOICES[args.think] if args.think else None
+    settings = Settings.from_env()
+    hide = args.hide_thinking or settings.hide_thinking
+    think: bool | str | None = THINK_CHOICES[args.think] if args.think else settings.think
     options = _parse_options(args.option)
     history: list[Message] = [Message("system", args.system)] if args.system else []
     prompt = args.prompt
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read().strip()
-    async with AsyncOllama(args.host) as client:
+    model = args.model or settings.model or DEFAULT_MODEL
+    client, name = client_for(model, host=args.host or settings.host, provider=settings.provider)
+    async with client:
         def ask(messages: list[Message]) -> ChatStream:
-            return client.chat(args.model, messages, think=think, format=args.format, options=options)
+            return client.chat(name, messages, think=think, format=args.format, options=options)
 
         if prompt:
             history.append(Message("user", prompt))
             await render(ask(history), out, style, hide_thinking=hide, quiet=args.quiet, as_json=args.json)
             return 0
-        out.write(style.dim(f"Chatting with {args.model} at {client.host}. /exit to quit, /clear to forget, "
+        out.write(style.dim(f"Chatting with {model} at {client.host}. /exit to quit, /clear to forget, "
                             "/think LEVEL to change thinking.\n"))
         while True:
             try:
@@ -241,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="stream a reply (one-shot with a prompt, else interactive)")
     chat.add_argument("prompt", nargs="?", help="the prompt; read from stdin when piped; none = interactive")
-    chat.add_argument("-m", "--model", default=os.environ.get("OLLAMA_MODEL", "qwen3"))
+    chat.add_argument("-m", "--model", default=None,
+                      help=f"the model (default: MODEL, else {DEFAULT_MODEL}); provider/model routes via LiteLLM")
     chat.add_argument("--think", choices=list(THINK_CHOICES), help="thinking: on, off or a level")
     chat.add_argument("--hide-thinking", action="store_true", help="do not print the thinking")
     chat.add_argument("--system", help="a system prompt")

@@ -18,7 +18,8 @@ from ollama_stream.testing import FakeOllama
 
 SUMMARY = re.compile(r"\[\d+ tokens, [\d.]+ tokens/s, first token in [\d.]+s\]")
 # Variables the command reads: a developer's own settings must not leak into these tests.
-OWN_SETTINGS = ("NO_COLOR", "OLLAMA_HOST", "OLLAMA_MODEL", "OLLAMA_HIDE_THINKING", "OLLAMA_API_KEY")
+OWN_SETTINGS = ("NO_COLOR", "OLLAMA_HOST", "OLLAMA_MODEL", "OLLAMA_HIDE_THINKING", "OLLAMA_API_KEY", "MODEL",
+                "MODEL_PROVIDER", "OLLAMA_THINKING")
 
 
 def run(*args: str, input: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -216,3 +217,18 @@ def test_malformed_option_is_a_usage_error() -> None:
                            "hi"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "ollama-stream: --option takes key=value, got 'foo'"
+
+
+def test_settings_from_the_environment_feed_the_command(fake: FakeOllama) -> None:
+    result = chat(fake, "hi there", env={"MODEL": "ollama/llama3.2", "OLLAMA_THINKING": "high",
+                                         "OLLAMA_HIDE_THINKING": "true"})
+    assert result.returncode == 0, result.stderr
+    assert fake.requests[-1]["model"] == "llama3.2" and fake.requests[-1]["think"] == "high"
+    assert "Thinking" not in result.stdout and "You said: hi there" in result.stdout
+
+
+def test_a_bad_setting_is_one_line_and_the_usage_code(fake: FakeOllama) -> None:
+    result = chat(fake, "hi", env={"OLLAMA_THINKING": "lots"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("ollama-stream: OLLAMA_THINKING='lots': allowed values are "
+                                     "low|medium|high|max|true|false")
