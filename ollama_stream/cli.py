@@ -2,31 +2,38 @@
 
     ollama-stream demo                      the whole flow against a built-in FakeOllama, no Ollama needed
     ollama-stream chat -m qwen3 "Hello"     stream one reply from the Ollama at OLLAMA_HOST
-    ollama-stream chat -m qwen3             an interactive session (/exit, /clear, /think LEVEL)
-    ollama-stream version                   this SDK's version and the server's
+    ollama-stream chat -m qwen3             an interactive session (/exit, /clear, /think LEVEL; Ctrl-C stops a reply)
+    ollama-stream pull MODEL                download a model with a live progress bar
+    ollama-stream models | ps | show MODEL | version
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import orjson
 
 from . import (
     AsyncOllama,
+    ChatChunk,
     ChatResult,
-    ChatStream,
     Message,
     ModelNotFoundError,
+    Ollama,
     OllamaConnectionError,
     OllamaError,
     OllamaTimeoutError,
+    Progress,
+    RetryPolicy,
     Settings,
     __version__,
     client_for,
@@ -43,12 +50,19 @@ class Style:
 
     def __init__(self, stream: TextIO) -> None:
         self.on = stream.isatty() and not os.environ.get("NO_COLOR")
+        self.tty = stream.isatty()
 
     def _wrap(self, code: str, text: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.on else text
 
     def dim(self, text: str) -> str:
         return self._wrap("2", text)
+
+    def start_dim(self) -> str:
+        return "\x1b[2m" if self.on else ""
+
+    def reset(self) -> str:
+        return "\x1b[0m" if self.on else ""
 
     def bold(self, text: str) -> str:
         return self._wrap("1", text)
@@ -57,46 +71,58 @@ class Style:
         return self._wrap("36", text)
 
 
-async def render(stream: ChatStream, out: TextIO, style: Style, *, hide_thinking: bool = False,
-                 quiet: bool = False, as_json: bool = False) -> ChatResult:
-    """Print a reply as it streams: thinking dimmed under a header, then the answer, then a summary."""
-    started = time.perf_counter()
-    first_token: float | None = None
-    section = ""
-    async for chunk in stream:
-        if as_json:
+class ReplyPrinter:
+    """Prints one reply as it streams: thinking dimmed under a "Thinking" header, the answer apart from it,
+    tool calls, and a one-line summary. The async and the blocking paths feed it the same chunks."""
+
+    def __init__(self, out: TextIO, style: Style, *, hide_thinking: bool = False, quiet: bool = False,
+                 as_json: bool = False) -> None:
+        self.out, self.style = out, style
+        self.hide_thinking, self.quiet, self.as_json = hide_thinking, quiet, as_json
+        self.started = time.perf_counter()
+        self.first_token: float | None = None
+        self.section = ""
+
+    def chunk(self, chunk: ChatChunk) -> None:
+        out, style = self.out, self.style
+        if self.as_json:
             out.write(orjson.dumps(chunk.raw).decode() + "\n")
             out.flush()
-            continue
-        if first_token is None and (chunk.content or chunk.thinking):
-            first_token = time.perf_counter() - started
-        if chunk.thinking and not hide_thinking:
-            if section != "thinking":
-                out.write(style.dim("Thinking\n"))
-                section = "thinking"
-            out.write(style.dim(chunk.thinking))
+            return
+        if self.first_token is None and (chunk.content or chunk.thinking):
+            self.first_token = time.perf_counter() - self.started
+        if chunk.thinking and not self.hide_thinking:
+            if self.section != "thinking":
+                out.write(style.start_dim() + "Thinking\n")  # dim until the thinking section ends
+                self.section = "thinking"
+            out.write(chunk.thinking)
         if chunk.content:
-            if section == "thinking":
-                out.write("\n\n")
-            section = "answer"
+            if self.section == "thinking":
+                out.write(style.reset() + "\n\n")
+            self.section = "answer"
             out.write(chunk.content)
         for call in chunk.tool_calls:
-            if section:
+            if self.section == "thinking":
+                out.write(style.reset())
+            if self.section:
                 out.write("\n")
-            section = "tool"
+            self.section = "tool"
             out.write(style.cyan(f"-> tool call {call.name}({orjson.dumps(call.arguments).decode()})") + "\n")
         out.flush()
-    result = await stream.result()
-    if not as_json:
-        if section in ("answer", "thinking"):
-            out.write("\n")
-        if not quiet:
-            out.write(style.dim(summary(result, first_token)) + "\n")
-        out.flush()
-    return result
+
+    def done(self, result: ChatResult | ChatChunk | None) -> None:
+        if self.as_json:
+            return
+        if self.section == "thinking":
+            self.out.write(self.style.reset())
+        if self.section in ("answer", "thinking"):
+            self.out.write("\n")
+        if result is not None and not self.quiet:
+            self.out.write(self.style.dim(summary(result, self.first_token)) + "\n")
+        self.out.flush()
 
 
-def summary(result: ChatResult, first_token: float | None) -> str:
+def summary(result: ChatResult | ChatChunk, first_token: float | None) -> str:
     metrics = result.metrics
     parts = []
     if metrics is not None and metrics.eval_count is not None:
@@ -108,6 +134,16 @@ def summary(result: ChatResult, first_token: float | None) -> str:
     if result.done_reason and result.done_reason != "stop":
         parts.append(f"stopped: {result.done_reason}")
     return "[" + ", ".join(parts) + "]"
+
+
+async def render(stream: Any, out: TextIO, style: Style, **printer: Any) -> ChatResult:
+    """Stream a ChatStream to `out` and return its result."""
+    print_reply = ReplyPrinter(out, style, **printer)
+    async for chunk in stream:
+        print_reply.chunk(chunk)
+    result: ChatResult = await stream.result()
+    print_reply.done(result)
+    return result
 
 
 def _parse_options(pairs: Sequence[str]) -> dict[str, Any] | None:
@@ -123,41 +159,56 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, Any] | None:
     return options or None
 
 
-async def cmd_chat(args: argparse.Namespace) -> int:
-    out, style = sys.stdout, Style(sys.stdout)
-    settings = Settings.from_env()
-    hide = args.hide_thinking or settings.hide_thinking
-    think: bool | str | None = THINK_CHOICES[args.think] if args.think else settings.think
-    options = _parse_options(args.option)
-    history: list[Message] = [Message("system", args.system)] if args.system else []
-    prompt = args.prompt
-    if prompt is None and not sys.stdin.isatty():
-        prompt = sys.stdin.read().strip()
-    model = args.model or settings.model or DEFAULT_MODEL
-    client, name = client_for(model, host=args.host or settings.host, provider=settings.provider)
-    async with client:
-        def ask(messages: list[Message]) -> ChatStream:
-            return client.chat(name, messages, think=think, format=args.format, options=options)
+class ChatSetup:
+    """What a chat needs, from the arguments and the environment (the arguments win)."""
 
-        if prompt:
-            history.append(Message("user", prompt))
-            await render(ask(history), out, style, hide_thinking=hide, quiet=args.quiet, as_json=args.json)
-            return 0
-        out.write(style.dim(f"Chatting with {model} at {client.host}. /exit to quit, /clear to forget, "
-                            "/think LEVEL to change thinking.\n"))
+    def __init__(self, args: argparse.Namespace) -> None:
+        settings = Settings.from_env()
+        self.hide = args.hide_thinking or settings.hide_thinking
+        self.think: bool | str | None = THINK_CHOICES[args.think] if args.think else settings.think
+        self.options = _parse_options(args.option)
+        self.format = args.format
+        self.model = args.model or settings.model or DEFAULT_MODEL
+        self.client, self.name = client_for(self.model, host=args.host or settings.host, provider=settings.provider)
+        self.history: list[Message] = [Message("system", args.system)] if args.system else []
+
+    def request(self) -> dict[str, Any]:
+        return {"think": self.think, "format": self.format, "options": self.options}
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    setup = ChatSetup(args)
+    prompt = args.prompt if args.prompt is not None else sys.stdin.read().strip()
+    setup.history.append(Message("user", prompt))
+    async with setup.client as client:
+        await render(client.chat(setup.name, setup.history, **setup.request()), sys.stdout, Style(sys.stdout),
+                     hide_thinking=setup.hide, quiet=args.quiet, as_json=args.json)
+    return 0
+
+
+def interactive_chat(args: argparse.Namespace) -> int:
+    """The interactive session, on the blocking client: input() keeps readline's line editing in the main
+    thread, and Ctrl-C during a reply stops that reply (its connection is closed) and keeps the session."""
+    with contextlib.suppress(ImportError):  # not on every platform
+        import readline  # noqa: F401 - importing it gives input() line editing and history
+    setup = ChatSetup(args)
+    out, style = sys.stdout, Style(sys.stdout)
+    async_client = setup.client
+    with Ollama(async_client.host, backend=async_client.backend) as client:
+        out.write(style.dim(f"Chatting with {setup.model} at {client.host}. /exit to quit, /clear to forget, "
+                            "/think LEVEL to change thinking, Ctrl-C to stop a reply.\n"))
         while True:
             try:
-                line = await asyncio.to_thread(input, style.bold(">>> "))
-            except EOFError:
+                line = input(style.bold(">>> ")).strip()
+            except (EOFError, KeyboardInterrupt):
                 out.write("\n")
                 return 0
-            line = line.strip()
             if not line:
                 continue
             if line in ("/exit", "/quit", "/bye"):
                 return 0
             if line == "/clear":
-                history = [m for m in history if m.role == "system"]
+                setup.history = [m for m in setup.history if m.role == "system"]
                 out.write(style.dim("History cleared.\n"))
                 continue
             if line.startswith("/think"):
@@ -165,29 +216,204 @@ async def cmd_chat(args: argparse.Namespace) -> int:
                 if level not in THINK_CHOICES:
                     out.write(f"/think takes one of {', '.join(THINK_CHOICES)}\n")
                     continue
-                think = THINK_CHOICES[level]
+                setup.think = THINK_CHOICES[level]
                 out.write(style.dim(f"Thinking: {level}\n"))
                 continue
-            history.append(Message("user", line))
-            result = await render(ask(history), out, style, hide_thinking=hide, quiet=args.quiet)
-            history.append(result.message)
+            setup.history.append(Message("user", line))
+            print_reply = ReplyPrinter(out, style, hide_thinking=setup.hide, quiet=args.quiet)
+            stream = client.chat(setup.name, setup.history, **setup.request())
+            try:
+                for chunk in stream:
+                    print_reply.chunk(chunk)
+                result = stream.result()
+            except KeyboardInterrupt:
+                stream.close()  # closes the response: the server stops generating
+                print_reply.done(None)
+                out.write(style.dim("[stopped]\n"))
+                setup.history.pop()  # the unanswered question leaves the history
+                continue
+            except OllamaError as exc:
+                print_reply.done(None)
+                sys.stderr.write(f"ollama-stream: {describe(exc)}\n")
+                setup.history.pop()
+                continue
+            print_reply.done(result)
+            setup.history.append(result.message)
+
+
+# -- pull, models, ps, show, version ------------------------------------------------------------------
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class PullProgress:
+    """A live progress bar per layer (bytes, speed, ETA), redrawn in place on a terminal; on a pipe, one line
+    per status and one per finished layer."""
+
+    WIDTH = 24
+
+    def __init__(self, out: TextIO, style: Style) -> None:
+        self.out, self.style = out, style
+        self.layers: dict[str, tuple[float, int]] = {}  # digest -> (first seen, completed then)
+        self.open_line = False
+        self.finished: set[str] = set()
+
+    def line(self, progress: Progress) -> None:
+        if not progress.digest or not progress.total:
+            self._end_bar()
+            self.out.write(progress.status + "\n")
+            self.out.flush()
+            return
+        now = time.monotonic()
+        started, base = self.layers.setdefault(progress.digest, (now, progress.completed or 0))
+        completed = progress.completed or 0
+        fraction = progress.fraction or 0.0
+        elapsed = now - started
+        speed = (completed - base) / elapsed if elapsed > 0 else 0.0
+        eta = (progress.total - completed) / speed if speed > 0 else None
+        filled = int(fraction * self.WIDTH)
+        bar = "█" * filled + "░" * (self.WIDTH - filled)
+        text = (f"{progress.status}  {bar} {fraction:4.0%}  {human_bytes(completed)}/{human_bytes(progress.total)}"
+                f"  {human_bytes(speed)}/s" + (f"  ETA {human_duration(eta)}" if eta is not None else ""))
+        if self.style.tty:
+            self.out.write("\r\x1b[2K" + text)
+            self.open_line = True
+            if completed >= progress.total:
+                self._end_bar()
+        elif completed >= progress.total and progress.digest not in self.finished:
+            self.finished.add(progress.digest)
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def _end_bar(self) -> None:
+        if self.open_line:
+            self.out.write("\n")
+            self.open_line = False
+
+
+def _client(args: argparse.Namespace) -> AsyncOllama:
+    return AsyncOllama(args.host or Settings.from_env().host)
+
+
+async def cmd_pull(args: argparse.Namespace) -> int:
+    progress = PullProgress(sys.stdout, Style(sys.stdout))
+    async with _client(args) as client:
+        async for line in client.pull(args.model, insecure=args.insecure):
+            progress.line(line)
+    return 0
+
+
+async def cmd_models(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        models = (await client.list()).models
+    rows = [(m.name, human_bytes(m.size), _ago(m.modified_at)) for m in models]
+    _table(["NAME", "SIZE", "MODIFIED"], rows)
+    return 0
+
+
+async def cmd_ps(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        models = (await client.ps()).models
+    rows = []
+    for m in models:
+        gpu = m.size_vram / m.size if m.size else 0.0
+        processor = "100% GPU" if gpu >= 0.999 else "100% CPU" if gpu <= 0.001 else f"{gpu:.0%} GPU"
+        rows.append((m.name, human_bytes(m.size), processor, str(m.context_length or ""), _until(m.expires_at)))
+    _table(["NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows)
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        info = await client.show(args.model)
+    out = sys.stdout
+    architecture = info.model_info.get("general.architecture", info.details.family)
+    context = next((v for k, v in info.model_info.items() if k.endswith(".context_length")), None)
+    rows = [("architecture", architecture), ("parameters", info.details.parameter_size),
+            ("context length", context), ("quantization", info.details.quantization_level)]
+    out.write("  Model\n")
+    for name, value in rows:
+        if value not in (None, ""):
+            out.write(f"    {name:<20}{value}\n")
+    if info.capabilities:
+        out.write("\n  Capabilities\n" + "".join(f"    {c}\n" for c in info.capabilities))
+    if info.parameters.strip():
+        out.write("\n  Parameters\n" + "".join(f"    {line}\n" for line in info.parameters.strip().splitlines()))
+    if info.system.strip():
+        out.write("\n  System\n    " + info.system.strip().replace("\n", "\n    ") + "\n")
+    return 0
+
+
+async def cmd_version(args: argparse.Namespace) -> int:
+    print(f"ollama-stream {__version__}")
+    async with AsyncOllama(args.host or Settings.from_env().host, retry=RetryPolicy(max_attempts=1)) as client:
+        try:
+            print(f"ollama server {await client.version()} at {client.host}")
+        except OllamaConnectionError:
+            print(f"no Ollama server at {client.host} (start one with `ollama serve`)")
+    return 0
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    for row in [tuple(header), *rows]:
+        sys.stdout.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+                         .rstrip() + "\n")
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
+
+
+def _parse_time(text: str) -> datetime | None:
+    """RFC 3339 with 0..9 fractional digits (Ollama sends nanoseconds); None when it is not one."""
+    match = _RFC3339.match(text.strip())
+    if match is None:
+        return None
+    date, clock, fraction, zone = match.groups()
+    micro = (fraction or "").ljust(6, "0")[:6]
+    offset = "+00:00" if zone in (None, "Z") else zone if ":" in zone else f"{zone[:3]}:{zone[3:]}"
+    return datetime.fromisoformat(f"{date}T{clock}.{micro}{offset}")
+
+
+def _ago(text: str) -> str:
+    when = _parse_time(text)
+    if when is None:
+        return text
+    seconds = (datetime.now(timezone.utc) - when.astimezone(timezone.utc)).total_seconds()
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def _until(text: str) -> str:
+    when = _parse_time(text)
+    if when is None:
+        return text
+    seconds = (when.astimezone(timezone.utc) - datetime.now(timezone.utc)).total_seconds()
+    return "forever" if seconds > 10 * 365 * 86400 else f"{human_duration(seconds)} from now"
 
 
 # -- the demo ------------------------------------------------------------------------------------------
 
 def get_weather(city: str) -> dict[str, Any]:
-    """A stand-in tool for the demo: the weather in a city."""
+    """Get the current weather in a city.
+
+    Args:
+        city: The city's name.
+    """
     return {"city": city, "temperature_c": 22, "sky": "clear"}
-
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
@@ -213,24 +439,21 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         out.write("\n" + style.bold(f">>> {question}\n"))
         fake.queue_reply(thinking="I need live data: call get_weather for Tokyo.",
                          tool_calls=[{"name": "get_weather", "arguments": {"city": "Tokyo"}}])
-        result = await render(client.chat(model, history, think=True, tools=[WEATHER_TOOL]), out, style)
-        history.append(result.message)
-        for call in result.message.tool_calls:
-            value = get_weather(**call.arguments)
-            out.write(style.cyan(f"<- {call.name} returned {orjson.dumps(value).decode()}") + "\n")
-            history.append(Message("tool", orjson.dumps(value).decode(), tool_name=call.name,
-                                   tool_call_id=call.id))
         fake.queue_reply(thinking="The tool says 22 C and clear.",
                          content="It's 22 °C with clear skies in Tokyo right now.")
-        result = await render(client.chat(model, history, think=True, tools=[WEATHER_TOOL]), out, style)
-        history.append(result.message)
+        loop = client.chat_with_tools(model, history, tools=[get_weather], think=True)
+        print_reply = ReplyPrinter(out, style)
+        async for event in loop:
+            if isinstance(event, ChatChunk):
+                print_reply.chunk(event)
+                if event.done:  # the end of a round: its summary, then a fresh printer for the next one
+                    print_reply.done(event)
+                    print_reply = ReplyPrinter(out, style)
+            else:
+                out.write(style.cyan(f"<- {event.name} returned {event.content}") + "\n")
+        history = loop.messages
         out.write("\n" + style.dim(f"{len(history)} messages in the history, ready for the next turn. "
                                    "Try it on a real model: ollama-stream chat -m qwen3 \"Hello\"") + "\n")
-    return 0
-
-
-async def cmd_version(args: argparse.Namespace) -> int:
-    print(f"ollama-stream {__version__}")
     return 0
 
 
@@ -241,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ollama-stream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    chat = sub.add_parser("chat", help="stream a reply (one-shot with a prompt, else interactive)")
+    chat = sub.add_parser("chat", help="stream a reply (one-shot with a prompt or stdin, else interactive)")
     chat.add_argument("prompt", nargs="?", help="the prompt; read from stdin when piped; none = interactive")
     chat.add_argument("-m", "--model", default=None,
                       help=f"the model (default: MODEL, else {DEFAULT_MODEL}); provider/model routes via LiteLLM")
@@ -258,14 +481,43 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--delay", type=float, default=0.02, help="seconds between streamed tokens")
     demo.set_defaults(run=cmd_demo)
 
-    version = sub.add_parser("version", help="print the version")
-    version.set_defaults(run=cmd_version)
+    pull = sub.add_parser("pull", help="download a model, with a progress bar")
+    pull.add_argument("model")
+    pull.add_argument("--insecure", action="store_true", help="allow an insecure registry")
+    pull.set_defaults(run=cmd_pull)
+
+    sub.add_parser("models", help="list the models on the server").set_defaults(run=cmd_models)
+    sub.add_parser("ps", help="list the models loaded in memory").set_defaults(run=cmd_ps)
+    show = sub.add_parser("show", help="a model's details")
+    show.add_argument("model")
+    show.set_defaults(run=cmd_show)
+    sub.add_parser("version", help="this SDK's and the server's versions").set_defaults(run=cmd_version)
     return parser
+
+
+def describe(exc: OllamaError) -> str:
+    """The one line a person sees for an error."""
+    if isinstance(exc, ModelNotFoundError) and exc.model:
+        return (f"model {exc.model!r} not found at {exc.url or 'the server'} ({exc.error}). "
+                f"Pull it first: ollama-stream pull {exc.model}")
+    return str(exc)
+
+
+def exit_code(exc: OllamaError) -> int:
+    if isinstance(exc, OllamaConnectionError):
+        return EXIT_CONNECTION
+    if isinstance(exc, ModelNotFoundError):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, OllamaTimeoutError):
+        return EXIT_TIMEOUT
+    return EXIT_ERROR
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.run is cmd_chat and args.prompt is None and sys.stdin.isatty():
+            return interactive_chat(args)
         code: int = asyncio.run(args.run(args))
         return code
     except KeyboardInterrupt:
@@ -274,16 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OllamaError as exc:
         if args.debug:
             raise
-        code = EXIT_ERROR
-        if isinstance(exc, OllamaConnectionError):
-            code = EXIT_CONNECTION
-        elif isinstance(exc, ModelNotFoundError):
-            code = EXIT_NOT_FOUND
-        elif isinstance(exc, OllamaTimeoutError):
-            code = EXIT_TIMEOUT
-        sys.stderr.write(f"ollama-stream: {exc}\n")
-        return code
-    except (ValueError, TypeError) as exc:
+        sys.stderr.write(f"ollama-stream: {describe(exc)}\n")
+        return exit_code(exc)
+    except (ValueError, TypeError, ImportError) as exc:
         if args.debug:
             raise
         sys.stderr.write(f"ollama-stream: {exc}\n")

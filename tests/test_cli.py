@@ -182,7 +182,8 @@ def test_nothing_listening_is_exit_3_with_a_hint() -> None:
 def test_unknown_model_is_exit_4_with_the_pull_command(fake: FakeOllama) -> None:
     result = chat(fake, "-m", "nosuchmodel", "hello")
     assert result.returncode == 4
-    assert "ollama pull nosuchmodel" in result.stderr
+    assert result.stderr.rstrip().endswith("Pull it first: ollama-stream pull nosuchmodel")
+    assert fake.url in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("ollama-stream: ")
     assert [r["model"] for r in fake.requests] == ["nosuchmodel"]  # a 404 is not retried
@@ -205,11 +206,20 @@ def test_a_host_that_is_not_http_is_a_usage_error() -> None:
 
 # -- version -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [["version"], ["--version"]])
-def test_version(args: list[str]) -> None:
-    result = run(*args)
+def test_version_flag() -> None:
+    result = run("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"ollama-stream {__version__}\n"
+
+
+def test_version_command_reports_the_server_too(fake: FakeOllama) -> None:
+    result = run("--host", fake.url, "version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"ollama-stream {__version__}\nollama server {fake.version} at {fake.url}\n"
+    nobody = f"http://127.0.0.1:{free_port()}"
+    result = run("--host", nobody, "version")
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[1] == f"no Ollama server at {nobody} (start one with `ollama serve`)"
 
 
 def test_malformed_option_is_a_usage_error() -> None:
