@@ -1,10 +1,17 @@
-"""The docs' examples run as written, against FakeOllama standing in for Ollama."""
+"""Every Python block of every docs page runs as written, in order, against FakeOllama standing in for Ollama
+(OLLAMA_HOST points at it). Blocks may use top-level `await`; `test_*` functions a page defines are called."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import gc
+import importlib.util
+import inspect
 import re
+import textwrap
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,43 +21,110 @@ from ollama_stream import ToolCall
 from ollama_stream.testing import FakeOllama
 
 DOCS = Path(__file__).parent.parent / "docs"
+PAGES = sorted(p.name for p in DOCS.glob("*.md"))
+HAS_LITELLM = importlib.util.find_spec("litellm") is not None
+BLOCK = re.compile(r"^(?P<indent>[ ]*)```python\n(?P<code>.*?)^(?P=indent)```", re.S | re.M)
+
+# Replies a page's blocks need (block index -> queue_reply arguments, queued just before that block runs).
+ADD_CALL = {"tool_calls": [ToolCall("add", {"a": 2, "b": 3})]}
+WEATHER_CALLS = {"thinking": "Check both.", "tool_calls": [ToolCall("get_weather", {"city": "Tokyo"}),
+                                                          ToolCall("get_weather", {"city": "Paris"})]}
+SCRIPTS: dict[str, dict[int, list[dict[str, Any]]]] = {
+    "api.md": {1: [{"thinking": "Light and air.", "content": "Rayleigh scattering."}], 2: [ADD_CALL]},
+    "tools.md": {0: [WEATHER_CALLS, {"content": "Tokyo is sunny, Paris is rainy."}]},
+    "migrating.md": {4: [ADD_CALL], 5: [ADD_CALL]},
+}
 
 
 def python_blocks(page: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
+    return [textwrap.dedent(m.group("code")) if m.group("indent") else m.group("code")
+            for m in BLOCK.finditer((DOCS / page).read_text())]
 
 
-async def run_blocks(blocks: list[str], namespace: dict[str, Any], page: str) -> None:
-    for block in blocks:
-        code = compile(block, f"docs/{page}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        outcome = eval(code, namespace)
-        if asyncio.iscoroutine(outcome):
-            await outcome
-
-
-def test_api_reference_examples_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    blocks = python_blocks("api.md")
-    assert len(blocks) >= 10
-    with FakeOllama() as fake:
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeOllama, FakeOllama]]:
+    with FakeOllama() as fake, FakeOllama() as other:
         monkeypatch.setenv("OLLAMA_HOST", fake.url)
-        fake.queue_reply(thinking="Light and air.", content="Rayleigh scattering.")  # the chat example
-        fake.queue_reply(tool_calls=[ToolCall("add", {"a": 2, "b": 3})])  # the agent example's first round
-        namespace: dict[str, Any] = {"__name__": "docs_api"}
+        yield fake, other
 
-        async def main() -> None:
-            await run_blocks(blocks, namespace, "api.md")
-            await namespace["client"].aclose()
 
-        asyncio.run(main())
+def run_page(page: str, fake: FakeOllama, namespace: dict[str, Any]) -> None:
+    script = SCRIPTS.get(page, {})
+    for index, code in enumerate(python_blocks(page)):
+        if ("import litellm" in code or "from litellm" in code) and not HAS_LITELLM:
+            continue
+        for reply in script.get(index, []):
+            fake.queue_reply(**reply)
+        compiled = compile(code, f"docs/{page} block {index}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        foreign = re.search(r"^\s*(import ollama$|from ollama import)", code, re.M) is not None
+        with warnings.catch_warnings():
+            if foreign:  # ollama-python's snippets, like its users, leave their httpx clients unclosed
+                warnings.simplefilter("ignore", ResourceWarning)
+            outcome = eval(compiled, namespace)
+            if inspect.iscoroutine(outcome):
+                asyncio.run(outcome)
+            if foreign:
+                for name in [n for n, v in namespace.items() if type(v).__module__.startswith("ollama._")]:
+                    del namespace[name]
+                gc.collect()
+    for name, value in list(namespace.items()):
+        if name.startswith("test_") and callable(value):
+            result = value()
+            if inspect.iscoroutine(result):
+                asyncio.run(result)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("page", PAGES)
+def test_every_python_block_runs(page: str, fakes: tuple[FakeOllama, FakeOllama],
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    fake, other = fakes
+    namespace: dict[str, Any] = {"__name__": f"docs_{page[:-3]}", "HOST_A": fake.url, "HOST_B": other.url}
+    run_page(page, fake, namespace)
+    client = namespace.get("client")
+    if client is not None and hasattr(client, "aclose") and inspect.iscoroutinefunction(client.aclose):
+        asyncio.run(client.aclose())
     out = capsys.readouterr().out
-    assert "Light and air.Rayleigh scattering." in out
-    assert "The tool add returned: 5" in out
-    assert re.search(r"pulling [0-9a-f]{12}: 100%", out)
-    assert "success" in out and "0.13.0 True" in out
-    assert fake.blobs  # the blob example uploaded one
-    names = {r.path for r in fake.received}
+    check = PAGE_CHECKS.get(page)
+    if check is not None:
+        check(out, fake, other)
+
+
+def check_api(out: str, fake: FakeOllama, other: FakeOllama) -> None:
+    assert "Light and air.Rayleigh scattering." in out and "The tool add returned: 5" in out
+    assert re.search(r"pulling [0-9a-f]{12}: 100%", out) and f"{fake.version} True" in out
+    assert fake.blobs
+    paths = {r.path for r in fake.received}
     assert {"/api/chat", "/api/generate", "/api/pull", "/api/push", "/api/create", "/api/embed", "/api/tags",
-            "/api/show", "/api/ps", "/api/version", "/api/copy", "/api/delete", "/"} <= names
+            "/api/show", "/api/ps", "/api/version", "/api/copy", "/api/delete", "/"} <= paths
+
+
+def check_tools(out: str, fake: FakeOllama, other: FakeOllama) -> None:
+    assert "get_weather({'city': 'Tokyo'}) ->" in out and "Tokyo is sunny, Paris is rainy." in out
+
+
+def check_backends(out: str, fake: FakeOllama, other: FakeOllama) -> None:
+    if HAS_LITELLM:  # the Router example spread three questions over the two hosts
+        assert out.count("You said: ") == 3 and "third question" in out
+        assert len(fake.requests) + len(other.requests) == 3
+
+
+def check_migrating(out: str, fake: FakeOllama, other: FakeOllama) -> None:
+    assert out.count("The tool add returned: 5") == 2  # ollama-python's loop and chat_with_tools agree
+    assert "404 not-pulled" in out.replace("\n", " ")
+
+
+def check_errors(out: str, fake: FakeOllama, other: FakeOllama) -> None:
+    assert "You said: Hi" in out and "missing: not-pulled-yet" in out
+
+
+PAGE_CHECKS = {"api.md": check_api, "tools.md": check_tools, "backends.md": check_backends,
+               "migrating.md": check_migrating, "errors.md": check_errors}
+
+
+def test_every_page_with_code_is_checked_somewhere() -> None:
+    assert {"api.md", "tools.md", "migrating.md", "index.md", "streaming.md", "testing.md"} <= {
+        page for page in PAGES if python_blocks(page)}
 
 
 def test_api_reference_lists_every_method() -> None:
@@ -58,22 +132,10 @@ def test_api_reference_lists_every_method() -> None:
 
     page = (DOCS / "api.md").read_text()
     public = [name for name in dir(AsyncOllama) if not name.startswith("_") and callable(getattr(AsyncOllama, name))]
-    missing = [name for name in public if name not in ("aclose",) and f"{name}" not in page]
+    missing = [name for name in public if name != "aclose" and name not in page]
     assert not missing, f"docs/api.md does not mention {missing}"
 
 
-def test_backends_page_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("litellm", reason='needs pip install "ollama-stream[litellm]"')
-    blocks = python_blocks("backends.md")
-    routing, router = blocks[1], blocks[2]
-    namespace: dict[str, Any] = {"__name__": "docs_backends"}
-    exec(compile(routing, "docs/backends.md", "exec"), namespace)
-    assert namespace["name"] == "gpt-oss:20b"
-    assert eval("infer_provider('openai/gpt-4o')", namespace) == "openai"
-    with FakeOllama() as host_a, FakeOllama() as host_b:
-        namespace.update(HOST_A=host_a.url, HOST_B=host_b.url)
-        exec(compile(router, "docs/backends.md", "exec"), namespace)
-        served = len(host_a.requests) + len(host_b.requests)
-    out = capsys.readouterr().out
-    assert out.count("You said: ") == 3 and "third question" in out
-    assert served == 3
+def test_mkdocs_nav_lists_every_page() -> None:
+    nav = (DOCS.parent / "mkdocs.yml").read_text()
+    assert all(page in nav for page in PAGES), [page for page in PAGES if page not in nav]
