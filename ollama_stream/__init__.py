@@ -10,7 +10,6 @@
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .agent import ToolLoop
 from .backends import ChatBackend, ChatRequest, NativeBackend, client_for, infer_provider
 from .client import AsyncOllama, ChatStream, GenerateStream, ProgressStream
 from .config import RetryPolicy, Settings, Timeouts
@@ -26,37 +25,41 @@ from .errors import (
     StreamInterrupted,
     ToolError,
 )
-from .tools import Tool, ToolResult
-from .types import (
-    ChatChunk,
-    ChatResult,
-    EmbedResult,
-    GenerateChunk,
-    GenerateResult,
-    ListResult,
-    Message,
-    Metrics,
-    ModelDetails,
-    ModelInfo,
-    Progress,
-    PsResult,
-    RunningModel,
-    ShowResult,
-    ToolCall,
-)
+from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 if TYPE_CHECKING:
+    from .agent import ToolLoop
+    from .endpoints import (
+        EmbedResult,
+        GenerateChunk,
+        GenerateResult,
+        ListResult,
+        ModelDetails,
+        ModelInfo,
+        Progress,
+        PsResult,
+        RunningModel,
+        ShowResult,
+    )
     from .sync import Ollama, SyncChatStream, SyncGenerateStream, SyncProgressStream, SyncToolLoop
+    from .tools import Tool, ToolResult
 
-_LAZY = {"Ollama", "SyncChatStream", "SyncGenerateStream", "SyncProgressStream", "SyncToolLoop"}
+# Imported on first use, to keep `import ollama_stream` light: the blocking front end and the tool machinery.
+_LAZY = {"Ollama": "sync", "SyncChatStream": "sync", "SyncGenerateStream": "sync", "SyncProgressStream": "sync",
+         "SyncToolLoop": "sync", "ToolLoop": "agent", "Tool": "tools", "ToolResult": "tools",
+         **dict.fromkeys(["EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails", "ModelInfo",
+                          "Progress", "PsResult", "RunningModel", "ShowResult"], "endpoints")}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from . import sync
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ollama_stream' has no attribute {name!r}")
+    import importlib
 
-        return getattr(sync, name)
-    raise AttributeError(f"module 'ollama_stream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import random
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import aiohttp
@@ -37,37 +35,25 @@ from .errors import (
 from .protocol import (
     DEFAULT_MAX_LINE_BYTES,
     ChatAccumulator,
-    GenerateAccumulator,
     NDJSONDecoder,
-    ProgressAccumulator,
     build_chat_request,
-    build_generate_request,
     check_model,
     error_text,
     parse_chat_chunk,
-    parse_embed,
-    parse_generate_chunk,
-    parse_list,
-    parse_progress,
-    parse_ps,
-    parse_show,
 )
-from .tools import tool_schemas
-from .types import (
-    ChatChunk,
-    ChatResult,
-    EmbedResult,
-    GenerateChunk,
-    GenerateResult,
-    ListResult,
-    Message,
-    Progress,
-    PsResult,
-    ShowResult,
-)
+from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
     from .agent import ToolLoop
+    from .endpoints import (  # noqa: F401 - GenerateChunk, GenerateResult and Progress are named in the stream bases
+        EmbedResult,
+        GenerateChunk,
+        GenerateResult,
+        ListResult,
+        Progress,
+        PsResult,
+        ShowResult,
+    )
 
 __all__ = ["AsyncOllama", "ChatStream", "GenerateStream", "ProgressStream"]
 
@@ -263,20 +249,24 @@ class _Stream(Generic[C, R]):
         self._call = call
         self._gen: AsyncGenerator[C, None] | None = None
 
-    def __aiter__(self: S) -> S:
+    def __aiter__(self) -> AsyncIterator[C]:
         if self._call.finished:
             raise RuntimeError(
                 f"this {type(self).__name__} is finished and cannot be iterated again; await stream.result() "
                 "for what it returned, or make the request again"
             )
-        return self
+        # `async for` then drives the read loop's generator directly: no extra call per chunk.
+        return self._generator()
 
     def __anext__(self) -> Awaitable[C]:
+        return self._generator().__anext__()
+
+    def _generator(self) -> AsyncGenerator[C, None]:
         gen = self._gen
         if gen is None:
             call = self._call
             gen = self._gen = _stream_chunks(call) if call.backend is None else _backend_chunks(call)
-        return gen.__anext__()
+        return gen
 
     @property
     def done(self) -> bool:
@@ -344,7 +334,7 @@ class ChatStream(_Stream[ChatChunk, ChatResult]):
                 yield chunk.content
 
 
-class GenerateStream(_Stream[GenerateChunk, GenerateResult]):
+class GenerateStream(_Stream["GenerateChunk", "GenerateResult"]):
     """A streamed `/api/generate` reply: GenerateChunks; `await .result()` gives the GenerateResult (with the
     `context` of the final chunk), `.text()` yields only response deltas."""
 
@@ -357,7 +347,7 @@ class GenerateStream(_Stream[GenerateChunk, GenerateResult]):
                 yield chunk.response
 
 
-class ProgressStream(_Stream[Progress, str]):
+class ProgressStream(_Stream["Progress", str]):
     """The progress of a pull, push or create: Progress lines; `await .result()` gives the final status."""
 
     __slots__ = ()
@@ -687,7 +677,10 @@ class AsyncOllama:
         returned ChatStream is iterated. An argument left as None is not sent (the server's default holds).
         `tools` takes Python functions, `Tool`s, or schema dicts (sent unchanged).
         """
-        if tools is not None and not isinstance(tools, (str, bytes, dict)) and isinstance(tools, Sequence):
+        if tools is not None and not isinstance(tools, (str, bytes, dict)) and isinstance(tools, Sequence) \
+                and not all(type(tool) is dict for tool in tools):
+            from .tools import tool_schemas  # functions and Tools: imported only when used
+
             tools = tool_schemas(tools)
         body = build_chat_request(model, messages, think=think, tools=tools, format=format, options=options,
                                   keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
@@ -740,6 +733,8 @@ class AsyncOllama:
     ) -> GenerateStream:
         """Stream a completion from `POST /api/generate`. Arguments are checked now; nothing is sent until the
         stream is iterated. Images may be bytes, paths, or base64 strs. None = not sent."""
+        from .endpoints import GenerateAccumulator, build_generate_request, parse_generate_chunk
+
         body = build_generate_request(model, prompt, suffix=suffix, system=system, template=template,
                                       context=context, raw=raw, images=images, format=format, options=options,
                                       keep_alive=keep_alive, think=think, logprobs=logprobs,
@@ -748,6 +743,8 @@ class AsyncOllama:
                                     acc=GenerateAccumulator()))
 
     def _progress(self, path: str, model: str, body: dict[str, Any]) -> ProgressStream:
+        from .endpoints import ProgressAccumulator, parse_progress
+
         return ProgressStream(_Call(self, path, orjson.dumps({**body, "stream": True}), model,
                                     parse=parse_progress, acc=ProgressAccumulator()))
 
@@ -829,10 +826,14 @@ class AsyncOllama:
             body["keep_alive"] = keep_alive
         if options is not None:
             body["options"] = options
+        from .endpoints import parse_embed
+
         return parse_embed(await self._json("POST", "/api/embed", body, model))
 
     async def list(self) -> ListResult:
         """The models on the server (`GET /api/tags`)."""
+        from .endpoints import parse_list
+
         return parse_list(await self._json("GET", "/api/tags"))
 
     async def show(self, model: str, *, verbose: bool = False) -> ShowResult:
@@ -840,10 +841,14 @@ class AsyncOllama:
         body: dict[str, Any] = {"model": check_model(model)}
         if verbose:
             body["verbose"] = True
+        from .endpoints import parse_show
+
         return parse_show(await self._json("POST", "/api/show", body, model))
 
     async def ps(self) -> PsResult:
         """The models loaded in memory now (`GET /api/ps`)."""
+        from .endpoints import parse_ps
+
         return parse_ps(await self._json("GET", "/api/ps"))
 
     async def version(self) -> str:
@@ -865,10 +870,10 @@ class AsyncOllama:
     async def create_blob(self, path: str | os.PathLike[str]) -> str:
         """Upload a file as a blob (`POST /api/blobs/sha256:...`) unless the server has it; return its digest,
         for `create(files={name: digest})`."""
-        file = Path(path)
+        file = os.fspath(path)
         digest = "sha256:" + await asyncio.to_thread(_sha256_of, file)
         if not await self.has_blob(digest):
-            await self._unary("POST", f"/api/blobs/{digest}", lambda: file.open("rb"))
+            await self._unary("POST", f"/api/blobs/{digest}", lambda: open(file, "rb"))  # noqa: SIM115 - aiohttp closes it
         return digest
 
     async def has_blob(self, digest: str) -> bool:
@@ -1094,11 +1099,13 @@ def _final(error: OllamaError, call: _Call) -> OllamaError:
     return error
 
 
-def _sha256_of(path: Path) -> str:
-    if not path.is_file():
-        raise ValueError(f"create_blob: {str(path)!r} is not a file")
+def _sha256_of(path: str) -> str:
+    import hashlib
+
+    if not os.path.isfile(path):
+        raise ValueError(f"create_blob: {path!r} is not a file")
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()

@@ -5,15 +5,16 @@ Pure values and functions: no I/O beyond reading the environment.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ipaddress
 
 __all__ = [
     "DEFAULT_HOST",
@@ -33,6 +34,8 @@ _SECONDS = re.compile(r"\d{1,9}(\.\d*)?")
 
 
 def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    import ipaddress  # here, not at import: most programs resolve one host once
+
     try:
         return ipaddress.ip_address(text)
     except ValueError:
@@ -177,6 +180,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     value = value.strip()
     if _SECONDS.fullmatch(value):
         return float(value)
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -11,7 +11,6 @@ import base64
 import binascii
 import os
 import re
-from pathlib import Path
 
 __all__ = ["encode_image"]
 
@@ -20,13 +19,14 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _MAX_PATH = 4096
 
 
-def _read(path: Path, shown: object) -> str:
-    path = path.expanduser()
-    if not path.exists():
+def _read(path: str, shown: object) -> str:
+    path = os.path.expanduser(path)
+    if not os.path.exists(path):
         raise ValueError(f"image {shown!r}: no such file")
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise ValueError(f"image {shown!r}: not a file")
-    return base64.b64encode(path.read_bytes()).decode("ascii")
+    with open(path, "rb") as f:
+        return base64.b64encode(f.read()).decode("ascii")
 
 
 def _is_base64(text: str) -> bool:
@@ -44,7 +44,7 @@ def encode_image(image: object) -> str:
     if isinstance(image, (bytes, bytearray, memoryview)):
         return base64.b64encode(image).decode("ascii")
     if isinstance(image, os.PathLike):
-        return _read(Path(image), image)
+        return _read(os.fspath(image), image)
     if not isinstance(image, str):
         raise TypeError(f"an image must be bytes, a pathlib.Path, or a str (a path or base64), "
                         f"not {type(image).__name__}")
@@ -56,12 +56,12 @@ def encode_image(image: object) -> str:
         raise ValueError(f"image {image[:60]!r}...: the data URL does not hold valid base64")
     short = len(text) < _MAX_PATH
     if short and text and os.path.exists(os.path.expanduser(text)):
-        return _read(Path(text), image)  # a directory raises: not a file
+        return _read(text, image)  # a directory raises: not a file
     if short and text.lower().endswith(IMAGE_EXTENSIONS):
-        return _read(Path(text), image)  # raises: no such file / not a file
+        return _read(text, image)  # raises: no such file / not a file
     if text and _is_base64(text):
         return text
     if short and (os.sep in text or "/" in text or "\\" in text or text.startswith("~")):
-        return _read(Path(text), image)  # raises: no such file / not a file
+        return _read(text, image)  # raises: no such file / not a file
     preview = image if len(image) <= 60 else image[:60] + "..."
     raise ValueError(f"image {preview!r} is neither an existing file nor valid base64")

@@ -7,29 +7,12 @@ into the assistant message exactly as Ollama's streaming spec asks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from .errors import ProtocolError, StreamError
-from .types import (
-    ChatChunk,
-    ChatResult,
-    EmbedResult,
-    GenerateChunk,
-    GenerateResult,
-    ListResult,
-    Message,
-    Metrics,
-    ModelDetails,
-    ModelInfo,
-    Progress,
-    PsResult,
-    RunningModel,
-    ShowResult,
-    ToolCall,
-)
+from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -73,7 +56,8 @@ class NDJSONDecoder:
         """Take the next fragment; return the objects of every line it completes (often none or one)."""
         if self.error is not None:
             raise self.error
-        if b"\n" not in data:
+        newline = data.find(b"\n")
+        if newline < 0:
             partial = self._partial
             partial += data
             if len(partial) > self._max:
@@ -83,10 +67,38 @@ class NDJSONDecoder:
             self._partial += data
             data = bytes(self._partial)
             self._partial.clear()
+        elif newline == len(data) - 1 and newline <= self._max:
+            # The common case on a live stream: one whole line per read (Ollama flushes per token).
+            try:
+                obj = _loads(data)
+            except _JSONDecodeError:
+                return self._careful([data[:-1]])
+            if type(obj) is not dict:
+                return self._careful([data[:-1]])
+            self.lines += 1
+            return [obj]
         lines = data.split(b"\n")
         tail = lines.pop()
         if tail:  # an over-long tail is refused by the next feed() or close(), after these lines are out
             self._partial += tail
+        if len(data) > self._max:
+            return self._careful(lines)
+        out: list[dict[str, Any]] = []
+        append = out.append
+        try:
+            for line in lines:
+                if line:
+                    obj = _loads(line)
+                    if type(obj) is not dict:
+                        return self._careful(lines)
+                    append(obj)
+        except _JSONDecodeError:
+            return self._careful(lines)  # a blank-looking line to skip, or a bad one to report exactly
+        self.lines += len(lines)
+        return out
+
+    def _careful(self, lines: list[bytes]) -> list[dict[str, Any]]:
+        """Line by line with full bookkeeping: skips whitespace-only lines and reports a bad one exactly."""
         out: list[dict[str, Any]] = []
         for line in lines:
             self.lines += 1
@@ -391,222 +403,6 @@ def build_chat_request(
     body: dict[str, Any] = {"model": check_model(model), "messages": wire_messages(messages), "stream": stream}
     if tools is not None:
         body["tools"] = check_tools(tools)
-    _add_generation_options(body, think=think, format=format, options=options, keep_alive=keep_alive,
-                            logprobs=logprobs, top_logprobs=top_logprobs)
-    return body
-
-
-# -- the other endpoints ---------------------------------------------------------------------------------
-
-def _get(obj: dict[str, Any], name: str, kind: type, default: Any) -> Any:
-    """A field of a response, tolerant of absence (and null), strict about its type."""
-    value = obj.get(name)
-    if value is None:
-        return default
-    if kind is int:
-        if type(value) is float and value.is_integer():
-            return int(value)
-        if type(value) is not int:
-            raise _bad_field(name, value, "an integer")
-    elif kind is float:
-        if type(value) not in (int, float):
-            raise _bad_field(name, value, "a number")
-    elif not isinstance(value, kind):
-        raise _bad_field(name, value, {str: "a string", list: "a list", dict: "an object", bool: "a boolean"}
-                         .get(kind, kind.__name__))
-    return value
-
-
-def _raise_error_line(obj: dict[str, Any]) -> None:
-    if "error" in obj:
-        text = error_text(obj) or ""
-        raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
-
-
-def _final_fields(obj: dict[str, Any]) -> tuple[bool, str | None, Metrics | None]:
-    done = obj.get("done", False)
-    if done is False:
-        return False, None, None
-    if done is not True:
-        raise _bad_field("done", done, "a boolean")
-    return True, _get(obj, "done_reason", str, None), parse_metrics(obj)
-
-
-def parse_generate_chunk(obj: dict[str, Any]) -> GenerateChunk:
-    """Type one decoded `/api/generate` line (StreamError for an error line, ProtocolError for wrong types)."""
-    _raise_error_line(obj)
-    done, done_reason, metrics = _final_fields(obj)
-    context = _get(obj, "context", list, None)
-    if context is not None and not all(type(token) is int for token in context):
-        raise _bad_field("context", context, "a list of integers")
-    return GenerateChunk(_get(obj, "model", str, ""), _get(obj, "created_at", str, ""),
-                         _get(obj, "response", str, ""), _get(obj, "thinking", str, ""), done, done_reason,
-                         metrics, context, _get(obj, "logprobs", list, None), obj)
-
-
-def parse_progress(obj: dict[str, Any]) -> Progress:
-    """Type one progress line of pull, push or create."""
-    _raise_error_line(obj)
-    return Progress(_get(obj, "status", str, ""), _get(obj, "digest", str, None), _get(obj, "total", int, None),
-                    _get(obj, "completed", int, None), obj)
-
-
-def parse_details(obj: object) -> ModelDetails:
-    if obj is None:
-        return ModelDetails()
-    if not isinstance(obj, dict):
-        raise _bad_field("details", obj, "an object")
-    families = _get(obj, "families", list, [])
-    return ModelDetails(_get(obj, "parent_model", str, ""), _get(obj, "format", str, ""),
-                        _get(obj, "family", str, ""), tuple(str(f) for f in families),
-                        _get(obj, "parameter_size", str, ""), _get(obj, "quantization_level", str, ""), obj)
-
-
-def _objects(obj: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = _get(obj, name, list, [])
-    for item in items:
-        if not isinstance(item, dict):
-            raise _bad_field(f"{name}[]", item, "an object")
-    return items
-
-
-def parse_list(obj: dict[str, Any]) -> ListResult:
-    """`GET /api/tags`."""
-    return ListResult([
-        ModelInfo(_get(m, "name", str, ""), _get(m, "model", str, "") or _get(m, "name", str, ""),
-                  _get(m, "size", int, 0), _get(m, "digest", str, ""), _get(m, "modified_at", str, ""),
-                  parse_details(m.get("details")), m)
-        for m in _objects(obj, "models")
-    ])
-
-
-def parse_ps(obj: dict[str, Any]) -> PsResult:
-    """`GET /api/ps`."""
-    return PsResult([
-        RunningModel(_get(m, "name", str, ""), _get(m, "model", str, "") or _get(m, "name", str, ""),
-                     _get(m, "size", int, 0), _get(m, "digest", str, ""), parse_details(m.get("details")),
-                     _get(m, "expires_at", str, ""), _get(m, "size_vram", int, 0),
-                     _get(m, "context_length", int, None), m)
-        for m in _objects(obj, "models")
-    ])
-
-
-def parse_show(obj: dict[str, Any]) -> ShowResult:
-    """`POST /api/show`."""
-    capabilities = _get(obj, "capabilities", list, [])
-    return ShowResult(tuple(str(c) for c in capabilities), parse_details(obj.get("details")),
-                      _get(obj, "modelfile", str, ""), _get(obj, "parameters", str, ""),
-                      _get(obj, "template", str, ""), _get(obj, "model_info", dict, {}),
-                      _get(obj, "license", str, ""), _get(obj, "system", str, ""),
-                      _get(obj, "modified_at", str, ""), obj)
-
-
-def parse_embed(obj: dict[str, Any]) -> EmbedResult:
-    """`POST /api/embed`: embeddings as lists of floats."""
-    vectors = _get(obj, "embeddings", list, [])
-    embeddings: list[list[float]] = []
-    for vector in vectors:
-        if not isinstance(vector, list) or not all(type(x) in (float, int) for x in vector):
-            raise _bad_field("embeddings[]", vector, "a list of numbers")
-        embeddings.append([float(x) for x in vector])
-    return EmbedResult(_get(obj, "model", str, ""), embeddings, parse_metrics(obj), obj)
-
-
-class GenerateAccumulator:
-    """Folds GenerateChunks: response and thinking concatenated; context, metrics and done_reason from the
-    final chunk."""
-
-    __slots__ = ("_logprobs", "_response", "_thinking", "chunks", "context", "done", "done_reason", "metrics",
-                 "model")
-
-    def __init__(self) -> None:
-        self._response: list[str] = []
-        self._thinking: list[str] = []
-        self._logprobs: list[Any] | None = None
-        self.context: list[int] | None = None
-        self.model = ""
-        self.done = False
-        self.done_reason: str | None = None
-        self.metrics: Metrics | None = None
-        self.chunks = 0
-
-    def add(self, chunk: GenerateChunk) -> None:
-        self.chunks += 1
-        if chunk.response:
-            self._response.append(chunk.response)
-        if chunk.thinking:
-            self._thinking.append(chunk.thinking)
-        if chunk.logprobs:
-            self._logprobs = [*(self._logprobs or ()), *chunk.logprobs]
-        self.model = self.model or chunk.model
-        if chunk.done:
-            self.done, self.done_reason, self.metrics = True, chunk.done_reason, chunk.metrics
-            self.context = chunk.context
-
-    @property
-    def message(self) -> Message:
-        """The reply so far as an assistant Message (used as `.partial` of errors)."""
-        return Message("assistant", "".join(self._response), "".join(self._thinking))
-
-    def result(self) -> GenerateResult:
-        return GenerateResult("".join(self._response), "".join(self._thinking), self.context, self.done_reason,
-                              self.metrics, self.model, self._logprobs)
-
-
-class ProgressAccumulator:
-    """Keeps the last progress line; done on `success`."""
-
-    __slots__ = ("chunks", "done", "last")
-
-    def __init__(self) -> None:
-        self.chunks = 0
-        self.done = False
-        self.last: Progress | None = None
-
-    def add(self, chunk: Progress) -> None:
-        self.chunks += 1
-        self.last = chunk
-        self.done = chunk.done
-
-    @property
-    def message(self) -> None:
-        return None
-
-    def result(self) -> str:
-        """The final status (`success`)."""
-        return self.last.status if self.last is not None else ""
-
-
-def _optional(body: dict[str, Any], name: str, value: Any, kind: type | tuple[type, ...], what: str) -> None:
-    """Put `value` in `body` when it is set, after checking its type (bools are not numbers here)."""
-    if value is None:
-        return
-    if (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))) or \
-            not isinstance(value, kind):
-        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
-    body[name] = value
-
-
-def build_generate_request(
-    model: str, prompt: str | None = None, *, suffix: str | None = None, system: str | None = None,
-    template: str | None = None, context: Sequence[int] | None = None, raw: bool | None = None,
-    images: Sequence[Any] | None = None, format: object = None, options: dict[str, Any] | None = None,
-    keep_alive: float | str | None = None, think: object = None, logprobs: bool | None = None,
-    top_logprobs: int | None = None, stream: bool = True,
-) -> dict[str, Any]:
-    """Validate the arguments of a generate call and build its JSON body. Only arguments that are set are sent."""
-    body: dict[str, Any] = {"model": check_model(model), "stream": stream}
-    _optional(body, "prompt", prompt, str, "a str")
-    _optional(body, "suffix", suffix, str, "a str")
-    _optional(body, "system", system, str, "a str")
-    _optional(body, "template", template, str, "a str")
-    if context is not None:
-        if isinstance(context, (str, bytes)) or not all(type(t) is int for t in context):
-            raise TypeError("context must be a list of ints (the `context` of an earlier generate result)")
-        body["context"] = list(context)
-    _optional(body, "raw", raw, bool, "a bool")
-    if images is not None:
-        body["images"] = list(Message("user", images=images).images)
     _add_generation_options(body, think=think, format=format, options=options, keep_alive=keep_alive,
                             logprobs=logprobs, top_logprobs=top_logprobs)
     return body

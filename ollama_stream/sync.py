@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from .agent import ToolEvent, ToolLoop
 from .client import AsyncOllama
+from .endpoints import GenerateChunk, GenerateResult, Progress
 from .protocol import DEFAULT_MAX_LINE_BYTES
-from .types import ChatChunk, ChatResult, GenerateChunk, GenerateResult, Message, Progress
+from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
     from .backends import ChatBackend

@@ -9,7 +9,8 @@ import pytest
 
 from ollama_stream import AsyncOllama, Settings, client_for, infer_provider
 from ollama_stream.backends import native_model_name
-from ollama_stream.protocol import build_chat_request, build_generate_request
+from ollama_stream.endpoints import build_generate_request
+from ollama_stream.protocol import build_chat_request
 
 HAS_LITELLM = importlib.util.find_spec("litellm") is not None
 

@@ -1,0 +1,370 @@
+"""The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed, tags,
+show and ps, their parsers and accumulators, and the generate request builder.
+
+Kept apart from the chat core so that `import ollama_stream` does not pay for them; the client imports this
+module the first time one of these endpoints is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import StreamError
+from .protocol import _add_generation_options, _bad_field, check_model, error_text, parse_metrics
+from .types import Message, Metrics
+
+__all__ = [
+    "EmbedResult", "GenerateAccumulator", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails",
+    "ModelInfo", "Progress", "ProgressAccumulator", "PsResult", "RunningModel", "ShowResult",
+    "build_generate_request", "parse_details", "parse_embed", "parse_generate_chunk", "parse_list", "parse_progress",
+    "parse_ps", "parse_show",
+]
+
+
+@dataclass(slots=True)
+class GenerateChunk:
+    """One streamed line of `/api/generate`. `context` (token ids) is set on the final chunk only."""
+
+    model: str
+    created_at: str
+    response: str
+    thinking: str
+    done: bool
+    done_reason: str | None
+    metrics: Metrics | None
+    context: list[int] | None
+    logprobs: list[Any] | None
+    raw: dict[str, Any]
+
+
+@dataclass(slots=True)
+class GenerateResult:
+    """A finished `/api/generate` reply."""
+
+    response: str
+    thinking: str
+    context: list[int] | None
+    done_reason: str | None
+    metrics: Metrics | None
+    model: str
+    logprobs: list[Any] | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    """One progress line of pull, push or create. `completed` and `total` are bytes (None when not sent)."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """True on the final `success` line."""
+        return self.status == "success"
+
+    @property
+    def fraction(self) -> float | None:
+        """completed / total for a layer being transferred (0.0 before its first bytes); None otherwise."""
+        if not self.total:
+            return 1.0 if self.done else None
+        return min(1.0, (self.completed or 0) / self.total)
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    """`/api/embed`: one embedding (a list of floats) per input, in order."""
+
+    model: str
+    embeddings: list[list[float]]
+    metrics: Metrics
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelDetails:
+    """The `details` object of a model: format, family, size class and quantization."""
+
+    parent_model: str = ""
+    format: str = ""
+    family: str = ""
+    families: tuple[str, ...] = ()
+    parameter_size: str = ""
+    quantization_level: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    """A model on the server, as `/api/tags` lists it."""
+
+    name: str
+    model: str
+    size: int
+    digest: str
+    modified_at: str
+    details: ModelDetails
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ListResult:
+    """`/api/tags`: the models on the server."""
+
+    models: list[ModelInfo]
+
+
+@dataclass(slots=True)
+class RunningModel:
+    """A model loaded in memory, as `/api/ps` lists it."""
+
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class PsResult:
+    """`/api/ps`: the models loaded now."""
+
+    models: list[RunningModel]
+
+
+@dataclass(slots=True)
+class ShowResult:
+    """`/api/show`: a model's modelfile, template, parameters, details, architecture facts and capabilities."""
+
+    capabilities: tuple[str, ...]
+    details: ModelDetails
+    modelfile: str
+    parameters: str
+    template: str
+    model_info: dict[str, Any]
+    license: str = ""
+    system: str = ""
+    modified_at: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _get(obj: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """A field of a response, tolerant of absence (and null), strict about its type."""
+    value = obj.get(name)
+    if value is None:
+        return default
+    if kind is int:
+        if type(value) is float and value.is_integer():
+            return int(value)
+        if type(value) is not int:
+            raise _bad_field(name, value, "an integer")
+    elif kind is float:
+        if type(value) not in (int, float):
+            raise _bad_field(name, value, "a number")
+    elif not isinstance(value, kind):
+        raise _bad_field(name, value, {str: "a string", list: "a list", dict: "an object", bool: "a boolean"}
+                         .get(kind, kind.__name__))
+    return value
+
+
+def _raise_error_line(obj: dict[str, Any]) -> None:
+    if "error" in obj:
+        text = error_text(obj) or ""
+        raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
+
+
+def _final_fields(obj: dict[str, Any]) -> tuple[bool, str | None, Metrics | None]:
+    done = obj.get("done", False)
+    if done is False:
+        return False, None, None
+    if done is not True:
+        raise _bad_field("done", done, "a boolean")
+    return True, _get(obj, "done_reason", str, None), parse_metrics(obj)
+
+
+def parse_generate_chunk(obj: dict[str, Any]) -> GenerateChunk:
+    """Type one decoded `/api/generate` line (StreamError for an error line, ProtocolError for wrong types)."""
+    _raise_error_line(obj)
+    done, done_reason, metrics = _final_fields(obj)
+    context = _get(obj, "context", list, None)
+    if context is not None and not all(type(token) is int for token in context):
+        raise _bad_field("context", context, "a list of integers")
+    return GenerateChunk(_get(obj, "model", str, ""), _get(obj, "created_at", str, ""),
+                         _get(obj, "response", str, ""), _get(obj, "thinking", str, ""), done, done_reason,
+                         metrics, context, _get(obj, "logprobs", list, None), obj)
+
+
+def parse_progress(obj: dict[str, Any]) -> Progress:
+    """Type one progress line of pull, push or create."""
+    _raise_error_line(obj)
+    return Progress(_get(obj, "status", str, ""), _get(obj, "digest", str, None), _get(obj, "total", int, None),
+                    _get(obj, "completed", int, None), obj)
+
+
+def parse_details(obj: object) -> ModelDetails:
+    if obj is None:
+        return ModelDetails()
+    if not isinstance(obj, dict):
+        raise _bad_field("details", obj, "an object")
+    families = _get(obj, "families", list, [])
+    return ModelDetails(_get(obj, "parent_model", str, ""), _get(obj, "format", str, ""),
+                        _get(obj, "family", str, ""), tuple(str(f) for f in families),
+                        _get(obj, "parameter_size", str, ""), _get(obj, "quantization_level", str, ""), obj)
+
+
+def _objects(obj: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = _get(obj, name, list, [])
+    for item in items:
+        if not isinstance(item, dict):
+            raise _bad_field(f"{name}[]", item, "an object")
+    return items
+
+
+def parse_list(obj: dict[str, Any]) -> ListResult:
+    """`GET /api/tags`."""
+    return ListResult([
+        ModelInfo(_get(m, "name", str, ""), _get(m, "model", str, "") or _get(m, "name", str, ""),
+                  _get(m, "size", int, 0), _get(m, "digest", str, ""), _get(m, "modified_at", str, ""),
+                  parse_details(m.get("details")), m)
+        for m in _objects(obj, "models")
+    ])
+
+
+def parse_ps(obj: dict[str, Any]) -> PsResult:
+    """`GET /api/ps`."""
+    return PsResult([
+        RunningModel(_get(m, "name", str, ""), _get(m, "model", str, "") or _get(m, "name", str, ""),
+                     _get(m, "size", int, 0), _get(m, "digest", str, ""), parse_details(m.get("details")),
+                     _get(m, "expires_at", str, ""), _get(m, "size_vram", int, 0),
+                     _get(m, "context_length", int, None), m)
+        for m in _objects(obj, "models")
+    ])
+
+
+def parse_show(obj: dict[str, Any]) -> ShowResult:
+    """`POST /api/show`."""
+    capabilities = _get(obj, "capabilities", list, [])
+    return ShowResult(tuple(str(c) for c in capabilities), parse_details(obj.get("details")),
+                      _get(obj, "modelfile", str, ""), _get(obj, "parameters", str, ""),
+                      _get(obj, "template", str, ""), _get(obj, "model_info", dict, {}),
+                      _get(obj, "license", str, ""), _get(obj, "system", str, ""),
+                      _get(obj, "modified_at", str, ""), obj)
+
+
+def parse_embed(obj: dict[str, Any]) -> EmbedResult:
+    """`POST /api/embed`: embeddings as lists of floats."""
+    vectors = _get(obj, "embeddings", list, [])
+    embeddings: list[list[float]] = []
+    for vector in vectors:
+        if not isinstance(vector, list) or not all(type(x) in (float, int) for x in vector):
+            raise _bad_field("embeddings[]", vector, "a list of numbers")
+        embeddings.append([float(x) for x in vector])
+    return EmbedResult(_get(obj, "model", str, ""), embeddings, parse_metrics(obj), obj)
+
+
+class GenerateAccumulator:
+    """Folds GenerateChunks: response and thinking concatenated; context, metrics and done_reason from the
+    final chunk."""
+
+    __slots__ = ("_logprobs", "_response", "_thinking", "chunks", "context", "done", "done_reason", "metrics",
+                 "model")
+
+    def __init__(self) -> None:
+        self._response: list[str] = []
+        self._thinking: list[str] = []
+        self._logprobs: list[Any] | None = None
+        self.context: list[int] | None = None
+        self.model = ""
+        self.done = False
+        self.done_reason: str | None = None
+        self.metrics: Metrics | None = None
+        self.chunks = 0
+
+    def add(self, chunk: GenerateChunk) -> None:
+        self.chunks += 1
+        if chunk.response:
+            self._response.append(chunk.response)
+        if chunk.thinking:
+            self._thinking.append(chunk.thinking)
+        if chunk.logprobs:
+            self._logprobs = [*(self._logprobs or ()), *chunk.logprobs]
+        self.model = self.model or chunk.model
+        if chunk.done:
+            self.done, self.done_reason, self.metrics = True, chunk.done_reason, chunk.metrics
+            self.context = chunk.context
+
+    @property
+    def message(self) -> Message:
+        """The reply so far as an assistant Message (used as `.partial` of errors)."""
+        return Message("assistant", "".join(self._response), "".join(self._thinking))
+
+    def result(self) -> GenerateResult:
+        return GenerateResult("".join(self._response), "".join(self._thinking), self.context, self.done_reason,
+                              self.metrics, self.model, self._logprobs)
+
+
+class ProgressAccumulator:
+    """Keeps the last progress line; done on `success`."""
+
+    __slots__ = ("chunks", "done", "last")
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        self.done = False
+        self.last: Progress | None = None
+
+    def add(self, chunk: Progress) -> None:
+        self.chunks += 1
+        self.last = chunk
+        self.done = chunk.done
+
+    @property
+    def message(self) -> None:
+        return None
+
+    def result(self) -> str:
+        """The final status (`success`)."""
+        return self.last.status if self.last is not None else ""
+
+
+def _optional(body: dict[str, Any], name: str, value: Any, kind: type | tuple[type, ...], what: str) -> None:
+    """Put `value` in `body` when it is set, after checking its type (bools are not numbers here)."""
+    if value is None:
+        return
+    if (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))) or \
+            not isinstance(value, kind):
+        raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
+    body[name] = value
+
+
+def build_generate_request(
+    model: str, prompt: str | None = None, *, suffix: str | None = None, system: str | None = None,
+    template: str | None = None, context: Sequence[int] | None = None, raw: bool | None = None,
+    images: Sequence[Any] | None = None, format: object = None, options: dict[str, Any] | None = None,
+    keep_alive: float | str | None = None, think: object = None, logprobs: bool | None = None,
+    top_logprobs: int | None = None, stream: bool = True,
+) -> dict[str, Any]:
+    """Validate the arguments of a generate call and build its JSON body. Only arguments that are set are sent."""
+    body: dict[str, Any] = {"model": check_model(model), "stream": stream}
+    _optional(body, "prompt", prompt, str, "a str")
+    _optional(body, "suffix", suffix, str, "a str")
+    _optional(body, "system", system, str, "a str")
+    _optional(body, "template", template, str, "a str")
+    if context is not None:
+        if isinstance(context, (str, bytes)) or not all(type(t) is int for t in context):
+            raise TypeError("context must be a list of ints (the `context` of an earlier generate result)")
+        body["context"] = list(context)
+    _optional(body, "raw", raw, bool, "a bool")
+    if images is not None:
+        body["images"] = list(Message("user", images=images).images)
+    _add_generation_options(body, think=think, format=format, options=options, keep_alive=keep_alive,
+                            logprobs=logprobs, top_logprobs=top_logprobs)
+    return body
