@@ -1,0 +1,128 @@
+"""The per-chunk path, guarded by counts rather than time: Python-level calls and allocated memory blocks per
+chunk. A validation layer, a nested generator or a helper added to the hot path shows up here as a failure
+(the figures themselves come from benchmarks/, never from a timed test)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+import pytest
+
+import ollama_stream
+from ollama_stream import AsyncOllama
+from ollama_stream.protocol import ChatAccumulator, NDJSONDecoder, parse_chat_chunk
+from ollama_stream.testing import FakeOllama
+
+PACKAGE = os.path.dirname(ollama_stream.__file__)
+TRANSCRIPT = (Path(__file__).parent / "fixtures" / "thinking_content.ndjson").read_bytes().splitlines(keepends=True)
+LINES = [TRANSCRIPT[0], TRANSCRIPT[2]] * 1000 + [TRANSCRIPT[-1]]  # 2,001 lines: thinking, content, ..., final
+
+
+def core_pass() -> list[Any]:
+    """Decode one line per feed (as a live stream arrives), parse, accumulate; keep every chunk."""
+    feed, acc, kept = NDJSONDecoder().feed, ChatAccumulator(), []
+    for line in LINES:
+        for obj in feed(line):
+            chunk = parse_chat_chunk(obj)
+            acc.add(chunk)
+            kept.append(chunk)
+    assert acc.done and len(kept) == len(LINES)
+    return kept
+
+
+def in_package(filename: str) -> bool:
+    """Our modules, and the `<string>` code dataclasses generate for their __init__."""
+    return (filename.startswith(PACKAGE) and not filename.endswith("testing.py")) or filename == "<string>"
+
+
+class CallCounter:
+    def __init__(self, wanted: Any) -> None:
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.wanted = wanted
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and self.wanted(frame.f_code.co_filename):
+            self.calls[frame.f_code.co_qualname] += 1
+
+    def __enter__(self) -> collections.Counter[str]:
+        sys.setprofile(self)
+        return self.calls
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.setprofile(None)
+
+
+def test_core_makes_four_python_calls_per_chunk() -> None:
+    core_pass()
+    with CallCounter(in_package) as calls:
+        core_pass()
+    n = len(LINES)
+    # ChatChunk's generated __init__ once per chunk, plus Metrics' on the final chunk.
+    assert calls == {"NDJSONDecoder.feed": n, "parse_chat_chunk": n, "ChatAccumulator.add": n,
+                     "__create_fn__.<locals>.__init__": n + 1, "parse_metrics": 1,
+                     "NDJSONDecoder.__init__": 1, "ChatAccumulator.__init__": 1}, calls
+
+
+def test_core_allocates_at_most_ten_blocks_per_chunk() -> None:
+    core_pass()
+    gc.collect()
+    gc.disable()
+    try:
+        before = sys.getallocatedblocks()
+        kept = core_pass()  # kept alive: the chunks themselves are counted
+        per_chunk = (sys.getallocatedblocks() - before) / len(LINES)
+    finally:
+        gc.enable()
+    assert kept and per_chunk <= 10, per_chunk  # decoded dicts and strings, the ChatChunk, the one-item list
+
+
+def test_the_decoder_fast_path_is_one_orjson_call_per_line() -> None:
+    with CallCounter(in_package) as calls:
+        decoder = NDJSONDecoder()
+        for line in LINES:
+            decoder.feed(line)
+    assert calls == {"NDJSONDecoder.__init__": 1, "NDJSONDecoder.feed": len(LINES)}  # no helper per line
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOllama]:
+    with FakeOllama() as server:
+        yield server
+
+
+def test_client_read_loop_adds_nothing_per_chunk(fake: FakeOllama) -> None:
+    content = "w " * 1000
+    fake.queue_reply(content=content)
+    fake.queue_reply(content=content)
+
+    async def main() -> tuple[int, collections.Counter[str]]:
+        async with AsyncOllama(fake.url) as client:
+            await client.chat("qwen3", []).result()  # warm: the pooled connection, lazy imports
+            chunks = 0
+            with CallCounter(in_package) as calls:
+                async for _ in client.chat("qwen3", []):
+                    chunks += 1
+            return chunks, calls
+
+    chunks, calls = asyncio.run(main())
+    reads = calls.pop("NDJSONDecoder.feed")
+    resumes = calls.pop("_stream_chunks")
+    per_chunk = {name: count for name, count in calls.items() if count > 10}
+    assert per_chunk == {"parse_chat_chunk": chunks, "__create_fn__.<locals>.__init__": chunks + 1,
+                         "ChatAccumulator.add": chunks}, per_chunk  # + Metrics on the final chunk
+    assert resumes <= chunks + reads + 5  # one resume per chunk handed over and one per network read
+    assert sum(calls.values()) - 3 * chunks <= 40  # everything else happens once per request
+
+
+def test_fixture_lines_are_what_the_test_thinks() -> None:
+    assert orjson.loads(LINES[0])["message"]["thinking"] and orjson.loads(LINES[1])["message"]["content"]
+    assert orjson.loads(LINES[-1])["done"] is True
