@@ -2,7 +2,8 @@
 
 Raw asyncio (no framework): replies are precomputed bytes, one HTTP chunk per NDJSON line, and the loop is
 yielded to between lines so each line leaves in its own write, as Ollama flushes per token. Runs in its own
-process on 127.0.0.1; `python -m benchmarks.server PORT CHUNKS` (CHUNKS lines per reply).
+process on 127.0.0.1; `python -m benchmarks.server PORT CHUNKS [flush|batch]` (CHUNKS lines per reply; `batch`
+writes a whole reply at once, so clients read many lines per read and parsing dominates).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ SHOW = orjson.dumps({"modelfile": "", "parameters": "", "template": "{{ .Prompt 
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, framed: list[bytes]) -> None:
+    def __init__(self, framed: list[bytes], batch: bool) -> None:
         self.framed = framed
+        self.batch = batch
+        self.whole = b"".join(framed)
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
         self.busy = False
@@ -88,7 +91,9 @@ class Connection(asyncio.Protocol):
                             % (len(SHOW), SHOW))
         else:
             transport.write(HEAD)
-            for chunk in self.framed:
+            if self.batch:
+                transport.write(self.whole)
+            for chunk in () if self.batch else self.framed:
                 if transport.is_closing():
                     return
                 transport.write(chunk)
@@ -99,9 +104,9 @@ class Connection(asyncio.Protocol):
             self.next_request()
 
 
-async def serve(port: int, chunks: int) -> None:
+async def serve(port: int, chunks: int, batch: bool = False) -> None:
     framed = [b"%x\r\n%s\r\n" % (len(line), line) for line in reply_lines(chunks)]
-    server = await asyncio.get_running_loop().create_server(lambda: Connection(framed), "127.0.0.1", port,
+    server = await asyncio.get_running_loop().create_server(lambda: Connection(framed, batch), "127.0.0.1", port,
                                                            backlog=2048)
     print("ready", flush=True)
     async with server:
@@ -109,4 +114,4 @@ async def serve(port: int, chunks: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:] == ["batch"]))

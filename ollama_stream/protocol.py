@@ -197,6 +197,23 @@ def _parse_tool_calls(value: object) -> tuple[ToolCall, ...]:
 
 def parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
     """Type one decoded `/api/chat` line. Raises StreamError for an error line, ProtocolError for wrong types."""
+    # Fast path for the chunk that makes up nearly every stream: a thinking or content delta, nothing else.
+    # Everything it does not accept (the final chunk, tool calls, logprobs, errors, wrong types) goes through
+    # the careful parser below, which also words the errors.
+    get = obj.get
+    message = get("message")
+    if type(message) is dict and get("done") is False:
+        content = message.get("content", "")
+        thinking = message.get("thinking", "")
+        model = get("model", "")
+        created_at = get("created_at", "")
+        if (type(content) is str and type(thinking) is str and type(model) is str and type(created_at) is str
+                and "tool_calls" not in message and "logprobs" not in obj and "error" not in obj):
+            return ChatChunk(model, created_at, content, thinking, (), False, None, None, None, obj)
+    return _parse_chat_chunk(obj)
+
+
+def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
     if "error" in obj:
         text = error_text(obj) or ""
         raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
