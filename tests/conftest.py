@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,19 @@ from ollama_stream.testing import FakeOllama
 
 # LiteLLM fetches its price map from the internet when imported unless told not to: never from the tests.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+# Subprocess tests (the CLI, import checks) start fresh interpreters: let them cache bytecode instead of
+# compiling aiohttp from source every time when the environment says not to write it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
+# Modules that import LiteLLM go last: its huge object graph makes every later gc.collect() (the leak guard
+# below runs one per test) slow for the rest of the session.
+LATE = {"test_backends.py", "test_docs.py", "test_litellm.py", "test_settings.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name in LATE)
 
 # Retries without waiting: the policy's arithmetic is tested on its own in test_config.py.
 NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
