@@ -116,6 +116,25 @@ def import_time(statement: str, repeats: int) -> float:
     return statistics.median(once(statement) for _ in range(repeats)) - empty
 
 
+def import_added(statement: str, baseline: str, repeats: int) -> float:
+    """Seconds of import work `statement` adds over `baseline`: the self time (-X importtime) of every module
+    the first imports and the second does not (median). Far steadier than timing whole interpreters."""
+    def modules(code: str) -> dict[str, int]:
+        out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=ENV, capture_output=True,
+                             text=True, check=True, cwd=ROOT).stderr
+        found = {}
+        for line in out.splitlines():
+            if line.startswith("import time:") and "|" in line and "self [us]" not in line:
+                self_us, _, name = line[len("import time:"):].split("|")
+                found[name.strip()] = int(self_us)
+        return found
+
+    modules(statement)
+    base = set(modules(baseline))
+    return statistics.median(sum(us for name, us in modules(statement).items() if name not in base)
+                             for _ in range(repeats)) / 1e6
+
+
 # -- the decoder alone -----------------------------------------------------------------------------------------
 
 def decoder_ratio(repeats: int) -> dict[str, float]:
@@ -221,8 +240,9 @@ def main() -> None:
     }
     if has("litellm"):
         imports["litellm"] = import_time("import litellm", 3)
+    added = import_added("import ollama_stream", "import aiohttp, orjson", 7)
     decoder = decoder_ratio(40)
-    Path(args.out).write_text(report(results, scenarios, clients, cold, imports, decoder, args.quick))
+    Path(args.out).write_text(report(results, scenarios, clients, cold, imports, added, decoder, args.quick))
     print(f"wrote {args.out}")
 
 
@@ -248,8 +268,8 @@ def machine() -> str:
 
 
 def report(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple[str, int, int]],
-           clients: list[str], cold: dict[str, float], imports: dict[str, float], decoder: dict[str, float],
-           quick: bool) -> str:
+           clients: list[str], cold: dict[str, float], imports: dict[str, float], added: float,
+           decoder: dict[str, float], quick: bool) -> str:
     lines = ["# Benchmarks", "",
              "Produced by `python -m benchmarks.run`" + (" --quick" if quick else "") + " (the table below is its "
              "output; nothing here is typed by hand).", "",
@@ -306,6 +326,9 @@ def report(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple
     lines += [f"| {name} | {seconds * 1000:.0f} |" for name, seconds in cold.items()]
     lines += ["", "| import | ms |", "|---|---|"]
     lines += [f"| {name} | {seconds * 1000:.0f} |" for name, seconds in imports.items()]
+    lines += ["", f"Those whole-interpreter times swing by tens of milliseconds from run to run here. What "
+              f"`import ollama_stream` adds over `import aiohttp, orjson` is measured instead with `-X importtime`: "
+              f"the self time of every module it loads that they do not, **{added * 1000:.1f} ms** (median of 7)."]
     lines += ["", "## The decoder alone", "",
               "`NDJSONDecoder.feed` against a bare `orjson.loads` loop over the same 2,000 lines (best of 40 "
               "interleaved rounds). Fed the whole reply, both turn the same bytes into the same objects: that is the "
@@ -317,12 +340,12 @@ def report(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple
               f"{decoder['ratio_whole']:.2f} |",
               f"| one line per feed | {decoder['bare_lines']:.3f} | {decoder['ours_lines']:.3f} | "
               f"{decoder['ratio_lines']:.2f} |", ""]
-    lines += targets(results, scenarios, cold, imports, decoder)
+    lines += targets(results, scenarios, cold, added, decoder)
     return "\n".join(lines) + "\n"
 
 
 def targets(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple[str, int, int]],
-            cold: dict[str, float], imports: dict[str, float], decoder: dict[str, float]) -> list[str]:
+            cold: dict[str, float], added: float, decoder: dict[str, float]) -> list[str]:
     def mark(ok: bool) -> str:
         return "met" if ok else "**not met**"
 
@@ -335,12 +358,15 @@ def targets(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tupl
         if ours and ref:
             ratio = ours["cpu"] / ref["cpu"]
             rows.append(f"| CPU per chunk ≤ 1/5 of ollama-python ({scenario}) | {ratio:.2f}x | {mark(ratio <= 0.2)} |")
-    ours, ref = results.get((BATCHED, "ollama_stream")), results.get((BATCHED, "ollama-python"))
+    ours, floor, ref = (results.get((BATCHED, c)) for c in ("ollama_stream", "floor", "ollama-python"))
+    if ours and floor:
+        ratio = ours["cpu"] / floor["cpu"]
+        rows.append(f"| CPU per chunk ≤ 1.5x the floor ({BATCHED}) | {ratio:.2f}x | {mark(ratio <= 1.5)} |")
     if ours and ref:
         ratio = ours["cpu"] / ref["cpu"]
         rows.append(f"| CPU per chunk ≤ 1/5 of ollama-python ({BATCHED}) | {ratio:.2f}x | {mark(ratio <= 0.2)} |")
-    extra = (imports["ollama_stream"] - imports["aiohttp + orjson"]) * 1000
-    rows.append(f"| import adds ≤ 15 ms over aiohttp + orjson | {extra:.0f} ms | {mark(extra <= 15)} |")
+    rows.append(f"| import adds ≤ 15 ms over aiohttp + orjson (-X importtime) | {added * 1000:.1f} ms | "
+                f"{mark(added * 1000 <= 15)} |")
     rows.append(f"| cold start no slower than ollama-python | {cold['ollama_stream'] * 1000:.0f} vs "
                 f"{cold['ollama-python'] * 1000:.0f} ms | {mark(cold['ollama_stream'] <= cold['ollama-python'])} |")
     big = scenarios[-1][0]

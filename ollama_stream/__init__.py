@@ -10,9 +10,8 @@
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .backends import ChatBackend, ChatRequest, NativeBackend, client_for, infer_provider
 from .client import AsyncOllama, ChatStream, GenerateStream, ProgressStream
-from .config import RetryPolicy, Settings, Timeouts
+from .config import RetryPolicy, Timeouts
 from .errors import (
     MaxRoundsError,
     ModelNotFoundError,
@@ -29,6 +28,7 @@ from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 if TYPE_CHECKING:
     from .agent import ToolLoop
+    from .backends import ChatBackend, ChatRequest, NativeBackend, client_for, infer_provider
     from .endpoints import (
         EmbedResult,
         GenerateChunk,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         RunningModel,
         ShowResult,
     )
+    from .settings import Settings
     from .sync import Ollama, SyncChatStream, SyncGenerateStream, SyncProgressStream, SyncToolLoop
     from .tools import Tool, ToolResult
 
@@ -48,7 +49,9 @@ if TYPE_CHECKING:
 _LAZY = {"Ollama": "sync", "SyncChatStream": "sync", "SyncGenerateStream": "sync", "SyncProgressStream": "sync",
          "SyncToolLoop": "sync", "ToolLoop": "agent", "Tool": "tools", "ToolResult": "tools",
          **dict.fromkeys(["EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails", "ModelInfo",
-                          "Progress", "PsResult", "RunningModel", "ShowResult"], "endpoints")}
+                          "Progress", "PsResult", "RunningModel", "ShowResult"], "endpoints"),
+         **dict.fromkeys(["ChatBackend", "ChatRequest", "NativeBackend", "client_for", "infer_provider"], "backends"),
+         "Settings": "settings"}
 
 
 def __getattr__(name: str) -> Any:

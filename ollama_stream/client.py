@@ -20,7 +20,6 @@ import aiohttp
 import orjson
 
 from ._version import __version__
-from .backends import ChatBackend, ChatRequest
 from .config import RETRYABLE_STATUSES, RetryPolicy, Timeouts, parse_retry_after, resolve_host
 from .errors import (
     ModelNotFoundError,
@@ -45,6 +44,7 @@ from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
     from .agent import ToolLoop
+    from .backends import ChatBackend, ChatRequest
     from .endpoints import (  # noqa: F401 - GenerateChunk, GenerateResult and Progress are named in the stream bases
         EmbedResult,
         GenerateChunk,
@@ -573,8 +573,11 @@ class AsyncOllama:
         ssl: Any = None,
         backend: ChatBackend | None = None,
     ) -> None:
-        if backend is not None and not isinstance(backend, ChatBackend):
-            raise TypeError(f"backend must have stream_chat(request) and aclose(); got {type(backend).__name__}")
+        if backend is not None:
+            from .backends import ChatBackend
+
+            if not isinstance(backend, ChatBackend):
+                raise TypeError(f"backend must have stream_chat(request) and aclose(); got {type(backend).__name__}")
         self.backend = backend
         self.host = resolve_host(host)
         self.timeouts = timeouts if timeouts is not None else Timeouts()
@@ -685,6 +688,8 @@ class AsyncOllama:
         body = build_chat_request(model, messages, think=think, tools=tools, format=format, options=options,
                                   keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
         if self.backend is not None:
+            from .backends import ChatRequest
+
             return ChatStream(_Call(self, "/api/chat", b"", model, backend=self.backend,
                                     request=ChatRequest(model, body)))
         return ChatStream(_Call(self, "/api/chat", orjson.dumps(body), model))

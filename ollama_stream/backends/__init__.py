@@ -126,7 +126,8 @@ def client_for(model: str, *, host: str | None = None, api_base: str | None = No
             result = await client.chat(name, messages).result()
     """
     from ..client import AsyncOllama
-    from ..config import PROVIDERS, resolve_host
+    from ..config import resolve_host
+    from ..settings import PROVIDERS
 
     if provider is not None and provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")

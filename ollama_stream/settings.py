@@ -1,0 +1,81 @@
+"""Settings from the environment, validated, for the client and the CLI (imported on first use)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import resolve_host
+
+__all__ = ["PROVIDERS", "THINKING_VALUES", "Settings"]
+
+
+PROVIDERS = ("ollama", "litellm")
+THINKING_VALUES: dict[str, bool | str] = {"low": "low", "medium": "medium", "high": "high", "max": "max",
+                                          "true": True, "false": False}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings from the environment, validated, for the client and the CLI.
+
+    OLLAMA_HOST (the server), OLLAMA_API_KEY (a bearer token), MODEL (e.g. `ollama/gpt-oss:20b`,
+    `openai/gpt-4o`), MODEL_PROVIDER (`ollama` for the native API, `litellm` to route through LiteLLM; inferred
+    from MODEL when unset), OLLAMA_THINKING (`low|medium|high|max|true|false`) and OLLAMA_HIDE_THINKING
+    (`true|false`: renderers leave thinking out; the accumulated message still keeps it).
+    """
+
+    host: str | None = None
+    api_key: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    think: bool | str | None = None
+    hide_thinking: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check the variables; a bad value raises ValueError naming the variable and what it allows."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip().strip("\"'").strip() or None if value is not None else None
+
+        host = get("OLLAMA_HOST")
+        if host is not None:
+            try:
+                host = resolve_host(host)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"OLLAMA_HOST={env['OLLAMA_HOST']!r} is not usable: {exc}") from None
+        provider = get("MODEL_PROVIDER")
+        if provider is not None:
+            provider = provider.lower()
+            if provider not in PROVIDERS:
+                raise ValueError(f"MODEL_PROVIDER={env['MODEL_PROVIDER']!r}: allowed values are "
+                                 f"{', '.join(PROVIDERS)}")
+        think: bool | str | None = None
+        thinking = get("OLLAMA_THINKING")
+        if thinking is not None:
+            if thinking.lower() not in THINKING_VALUES:
+                raise ValueError(f"OLLAMA_THINKING={env['OLLAMA_THINKING']!r}: allowed values are "
+                                 f"{'|'.join(THINKING_VALUES)}")
+            think = THINKING_VALUES[thinking.lower()]
+        hide = get("OLLAMA_HIDE_THINKING")
+        if hide is not None and hide.lower() not in _BOOLEANS:
+            raise ValueError(f"OLLAMA_HIDE_THINKING={env['OLLAMA_HIDE_THINKING']!r}: allowed values are true|false")
+        return cls(host=host, api_key=get("OLLAMA_API_KEY"), provider=provider, model=get("MODEL"), think=think,
+                   hide_thinking=_BOOLEANS[hide.lower()] if hide else False)
+
+    def client(self, model: str | None = None, **client_options: Any) -> tuple[Any, str]:
+        """`client_for` with these settings: (an AsyncOllama, the model name to pass to its chat)."""
+        from .backends import client_for
+
+        name = model or self.model
+        if not name:
+            raise ValueError("no model: pass one, or set MODEL (e.g. MODEL=ollama/qwen3)")
+        if self.api_key and "headers" not in client_options:
+            client_options["headers"] = {"Authorization": f"Bearer {self.api_key}"}
+        return client_for(name, host=self.host, provider=self.provider, **client_options)
