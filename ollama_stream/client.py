@@ -155,6 +155,12 @@ class _Watchdog:
             self.task.cancel()
         # Otherwise the caller's own code is running (between chunks of a backend): the next read raises.
 
+    def timed_out(self) -> _Expired | None:
+        """After a CancelledError: the timeout to raise instead when the watchdog's own cancel caused it."""
+        if self.fired and self.cancelled_task and _only_our_cancel(self.task):
+            return _Expired(self.fired, self.limit())
+        return None
+
     def limit(self) -> float | None:
         phase = self.fired or self.phase
         return self.timeouts.total if phase == "total" else getattr(self.timeouts, phase, None)
@@ -436,8 +442,9 @@ async def _backend_chunks(call: _Call) -> AsyncGenerator[Any, None]:
         try:
             return await source.__anext__()
         except asyncio.CancelledError:
-            if watchdog.fired and watchdog.cancelled_task and _only_our_cancel(watchdog.task):
-                raise _Expired(watchdog.fired, watchdog.limit()) from None
+            expired = watchdog.timed_out()
+            if expired is not None:
+                raise expired from None
             raise
         finally:
             watchdog.reading = False
@@ -941,8 +948,9 @@ class AsyncOllama:
                         )
                     return resp, await first(resp, call)
                 except asyncio.CancelledError:
-                    if watchdog.fired and watchdog.cancelled_task and _only_our_cancel(watchdog.task):
-                        raise _Expired(watchdog.fired, watchdog.limit()) from None
+                    expired = watchdog.timed_out()
+                    if expired is not None:
+                        raise expired from None
                     raise
                 finally:
                     watchdog.reading = False
