@@ -155,11 +155,18 @@ class _Watchdog:
             self.task.cancel()
         # Otherwise the caller's own code is running (between chunks of a backend): the next read raises.
 
-    def timed_out(self) -> _Expired | None:
-        """After a CancelledError: the timeout to raise instead when the watchdog's own cancel caused it."""
-        if self.fired and self.cancelled_task and _only_our_cancel(self.task):
-            return _Expired(self.fired, self.limit())
-        return None
+    async def waiting(self, awaitable: Awaitable[T]) -> T:
+        """Await the server (or a backend) with the limits armed: while it waits, the watchdog may cancel the
+        task, and that cancel comes out as the timeout it was, never as a CancelledError."""
+        self.reading = True
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if self.fired and self.cancelled_task and _only_our_cancel(self.task):
+                raise _Expired(self.fired, self.limit()) from None
+            raise
+        finally:
+            self.reading = False
 
     def limit(self) -> float | None:
         phase = self.fired or self.phase
@@ -438,16 +445,7 @@ async def _backend_chunks(call: _Call) -> AsyncGenerator[Any, None]:
         if watchdog.fired:  # a limit passed while the caller's code ran
             raise _Expired(watchdog.fired, watchdog.limit())
         watchdog.last = loop.time()
-        watchdog.reading = True
-        try:
-            return await source.__anext__()
-        except asyncio.CancelledError:
-            expired = watchdog.timed_out()
-            if expired is not None:
-                raise expired from None
-            raise
-        finally:
-            watchdog.reading = False
+        return await watchdog.waiting(source.__anext__())
 
     try:
         while True:  # attempts, until the first chunk
@@ -931,29 +929,8 @@ class AsyncOllama:
         while True:
             call.attempts += 1
             watchdog.start_attempt()
-            resp: aiohttp.ClientResponse | None = None
             try:
-                try:
-                    body = call.body() if callable(call.body) else call.body
-                    watchdog.reading = True
-                    resp = call.response = await session.request(call.method, call.url, data=body)
-                    watchdog.reader = resp.content
-                    if not 200 <= resp.status < 300:
-                        raise await self._status_error(resp, call)
-                    content_type = resp.headers.get("Content-Type", "")
-                    if content_type.startswith("text/html"):
-                        raise ProtocolError(
-                            f"{call.url} answered {resp.status} with an HTML page, not Ollama's JSON; is host / "
-                            "OLLAMA_HOST pointing at Ollama (and not at a web server or a proxy's page)?"
-                        )
-                    return resp, await first(resp, call)
-                except asyncio.CancelledError:
-                    expired = watchdog.timed_out()
-                    if expired is not None:
-                        raise expired from None
-                    raise
-                finally:
-                    watchdog.reading = False
+                return await watchdog.waiting(self._attempt(session, call, first))
             except (aiohttp.ClientError, OSError, _Expired, ResponseError, _EarlyEOF) as exc:
                 _close_response(call)
                 error: OllamaError
@@ -973,6 +950,23 @@ class AsyncOllama:
                 _close_response(call)
                 watchdog.cancel()
                 raise _with_context(exc, call) from exc.__cause__
+
+    async def _attempt(self, session: aiohttp.ClientSession, call: _Call,
+                       first: Callable[[aiohttp.ClientResponse, _Call], Awaitable[T]]
+                       ) -> tuple[aiohttp.ClientResponse, T]:
+        """One try of the request: send it, check the status and the content type, let `first` read."""
+        body = call.body() if callable(call.body) else call.body
+        resp = call.response = await session.request(call.method, call.url, data=body)
+        assert call.watchdog is not None
+        call.watchdog.reader = resp.content
+        if not 200 <= resp.status < 300:
+            raise await self._status_error(resp, call)
+        if resp.headers.get("Content-Type", "").startswith("text/html"):
+            raise ProtocolError(
+                f"{call.url} answered {resp.status} with an HTML page, not Ollama's JSON; is host / "
+                "OLLAMA_HOST pointing at Ollama (and not at a web server or a proxy's page)?"
+            )
+        return resp, await first(resp, call)
 
     async def _unary(self, method: str, path: str, body: Any = None, model: str | None = None, *,
                      retry: RetryPolicy | None = None) -> bytes:
