@@ -572,55 +572,68 @@ class FakeOllama:
 
     # -- /api/chat and /api/generate --------------------------------------------------------------------
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter_ns()
-        body = await self._record(request)
-        if not isinstance(body, dict):
-            return _json_error(400, "missing request body" if body is None else "invalid JSON body")
+    async def _model_request(self, request: web.Request, task: str,
+                             not_found: str) -> tuple[dict[str, Any], str] | web.Response:
+        """The checks /api/chat and /api/generate share: a JSON body (recorded in `requests`), a model that is
+        known and can do `task`. `not_found` is that handler's own 404 text, with `{model}` in it."""
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
         self.requests.append(body)
         model = body.get("model")
         if not model:
             return _json_error(400, "model is required")
         if not self._knows(model):
-            return _json_error(404, f'model "{model}" not found, try pulling it first')
+            return _json_error(404, not_found.format(model=model))
         if self._info(str(model)).embedding:
-            return _json_error(400, f'"{model}" does not support chat')
-        reply = self._replies.popleft() if self._replies else self.default_reply(body)
-        if reply.status is not None:
-            return web.Response(status=reply.status, body=reply.body,
-                                headers={"Content-Type": reply.content_type, **reply.headers})
-        self._use(str(model), body)
-        lines = self._chat_lines(str(model), body, reply, started)
+            return _json_error(400, f'"{model}" does not support {task}')
+        return body, str(model)
+
+    def _next_reply(self, body: Mapping[str, Any]) -> FakeReply:
+        return self._replies.popleft() if self._replies else self.default_reply(body)
+
+    @staticmethod
+    def _queued_error(reply: FakeReply) -> web.Response | None:
+        if reply.status is None:
+            return None
+        return web.Response(status=reply.status, body=reply.body,
+                            headers={"Content-Type": reply.content_type, **reply.headers})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter_ns()
+        checked = await self._model_request(request, "chat", 'model "{model}" not found, try pulling it first')
+        if isinstance(checked, web.Response):
+            return checked
+        body, model = checked
+        reply = self._next_reply(body)
+        error = self._queued_error(reply)
+        if error is not None:
+            return error
+        self._use(model, body)
+        lines = self._chat_lines(model, body, reply, started)
         if body.get("stream") is False:
             return self._unstreamed(lines)
         return await self._stream(request, lines, reply)
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter_ns()
-        body = await self._record(request)
-        if not isinstance(body, dict):
-            return _json_error(400, "missing request body" if body is None else "invalid JSON body")
-        self.requests.append(body)
-        model = body.get("model")
-        if not model:
-            return _json_error(400, "model is required")
-        if not self._knows(model):
-            return _json_error(404, f"model '{model}' not found")
-        if self._info(str(model)).embedding:
-            return _json_error(400, f'"{model}" does not support generate')
+        checked = await self._model_request(request, "generate", "model '{model}' not found")
+        if isinstance(checked, web.Response):
+            return checked
+        body, model = checked
         if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
             return _json_error(400, "raw mode does not support template, system, or context")
         if not body.get("prompt"):  # an empty prompt only loads the model (or unloads it, with keep_alive 0)
-            self._use(str(model), body)
+            self._use(model, body)
             unload = _keep_alive_seconds(body.get("keep_alive")) == 0
             return _json({"model": model, "created_at": _now(), "response": "", "done": True,
                           "done_reason": "unload" if unload else "load"})
-        reply = self._replies.popleft() if self._replies else self.default_reply(body)
-        if reply.status is not None:
-            return web.Response(status=reply.status, body=reply.body,
-                                headers={"Content-Type": reply.content_type, **reply.headers})
-        self._use(str(model), body)
-        lines = self._generate_lines(str(model), body, reply, started)
+        reply = self._next_reply(body)
+        error = self._queued_error(reply)
+        if error is not None:
+            return error
+        self._use(model, body)
+        lines = self._generate_lines(model, body, reply, started)
         if body.get("stream") is False:
             return self._unstreamed_generate(lines)
         return await self._stream(request, lines, reply)
