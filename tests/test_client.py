@@ -396,22 +396,6 @@ async def test_async_with_closes_deterministically(fake: FakeOllama, client: Asy
     await stream.aclose()  # idempotent
 
 
-async def test_cancelling_the_consumer_closes_the_response(fake: FakeOllama, client: AsyncOllama) -> None:
-    fake.queue_reply(content="word " * 200, chunk_delay=0.01)
-    got_one = asyncio.Event()
-
-    async def consume() -> None:
-        async for _ in client.chat("qwen3", USER):
-            got_one.set()
-
-    task = asyncio.create_task(consume())
-    await got_one.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await fake.wait_disconnect()
-
-
 async def test_exception_in_the_callers_loop_closes_the_response(fake: FakeOllama, client: AsyncOllama) -> None:
     fake.queue_reply(content="word " * 200, chunk_delay=0.01)
     with pytest.raises(KeyError):
