@@ -14,6 +14,7 @@ import enum
 import functools
 import inspect
 import re
+import sys
 import time
 import types
 import typing
@@ -272,9 +273,33 @@ def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[
     )
 
 
+def _resolve_strings(annotation: Any, globalns: Any, localns: Any) -> Any:
+    """Evaluate the forward references that Python 3.10's get_type_hints leaves inside builtin generics (the
+    "X" of `list["X"]`); 3.11+ resolves them itself, and then this returns the annotation unchanged."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal or not args:
+        return annotation  # a Literal's strings are values, not names
+    if origin is typing.Annotated:  # the metadata after the type may be strings (descriptions)
+        inner = _resolve_strings(args[0], globalns, localns)
+        return annotation if inner is args[0] else typing.Annotated[(inner, *args[1:])]
+    resolved = tuple(eval(arg, globalns, localns) if isinstance(arg, str)  # what get_type_hints does
+                     else _resolve_strings(arg, globalns, localns) for arg in args)
+    if all(new is old for new, old in zip(resolved, args, strict=True)):
+        return annotation
+    if isinstance(annotation, types.GenericAlias):
+        return types.GenericAlias(origin, resolved)
+    if origin is typing.Union or origin is types.UnionType:
+        return typing.Union[resolved]  # noqa: UP007 - built at run time
+    return annotation.copy_with(resolved)  # typing.List[...] and the other typing generics
+
+
 def _object_schema_for_class(cls: type, where: str, depth: int) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
+        module = sys.modules.get(cls.__module__)
+        globalns = vars(module) if module is not None else {}
+        hints = {name: _resolve_strings(hint, globalns, dict(vars(cls))) for name, hint in hints.items()}
     except NameError as exc:
         raise TypeError(f"{where}: cannot resolve a field type of {cls.__name__} ({exc})") from None
     _, field_docs = parse_docstring(cls.__doc__ if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "(")
@@ -314,7 +339,8 @@ def _parameter_hints(function: Callable[..., Any], name: str) -> dict[str, Any]:
     try:
         hints = typing.get_type_hints(function, include_extras=True)
         hints.pop("return", None)
-        return hints
+        globalns = getattr(inspect.unwrap(function), "__globals__", {})
+        return {param: _resolve_strings(hint, globalns, None) for param, hint in hints.items()}
     except NameError:
         pass
     target = inspect.unwrap(function)

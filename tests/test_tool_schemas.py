@@ -593,6 +593,31 @@ def test_unsupported_annotations_raise_type_error(function: Any, pattern: str) -
         as_tool(function)
 
 
+@dataclass
+class Trail:
+    stops: list["Point"]
+    by_name: dict[str, list["Point"]]
+    note: Annotated[list["Point"], "points of interest"]
+    kind: Literal["Point", "line"] = "line"
+
+
+def takes_forward_refs(trail: Trail, extra: list["Point"]) -> None: ...
+
+
+def test_forward_references_inside_builtin_generics_resolve_on_every_python() -> None:
+    # Python 3.10's get_type_hints leaves the "Point" of list["Point"] a string; 3.11+ resolves it.
+    point = schema_for_annotation(Point, "p")
+    points = {"type": "array", "items": point}
+    trail = schema_for_annotation(Trail, "trail")
+    assert trail["properties"]["stops"] == points
+    assert trail["properties"]["by_name"] == {"type": "object", "additionalProperties": points}
+    assert trail["properties"]["note"] == {**points, "description": "points of interest"}
+    assert trail["properties"]["kind"] == {"type": "string", "enum": ["Point", "line"], "default": "line"}
+    parameters = Tool.from_function(takes_forward_refs).to_schema()["function"]["parameters"]
+    assert parameters["properties"]["extra"] == points
+    assert parameters["properties"]["trail"] == trail
+
+
 def test_unresolvable_return_annotation_does_not_matter() -> None:
     def local_return(x: int) -> "NotDefinedAnywhere":  # type: ignore[name-defined]  # noqa: F821
         return x
