@@ -4,14 +4,16 @@ chunk. A validation layer, a nested generator or a helper added to the hot path 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import collections
+import functools
 import gc
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import orjson
@@ -44,6 +46,35 @@ def in_package(filename: str) -> bool:
     return (filename.startswith(PACKAGE) and not filename.endswith("testing.py")) or filename == "<string>"
 
 
+def qualname(code: CodeType) -> str:
+    """A code object's qualified name: `co_qualname` on 3.11+, rebuilt from the source on 3.10."""
+    name: str | None = getattr(code, "co_qualname", None)
+    if name is not None:
+        return name
+    if code.co_filename == "<string>":  # the methods dataclasses generate
+        return f"__create_fn__.<locals>.{code.co_name}"
+    return _qualnames(code.co_filename).get((code.co_firstlineno, code.co_name), code.co_name)
+
+
+@functools.cache
+def _qualnames(filename: str) -> dict[tuple[int, str], str]:
+    """(first line, name) -> qualified name of every def and class in a file (3.10 has no co_qualname)."""
+    found: dict[tuple[int, str], str] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                first = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                found[(first, child.name)] = prefix + child.name
+                inner = "." if isinstance(child, ast.ClassDef) else ".<locals>."
+                visit(child, prefix + child.name + inner)
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(Path(filename).read_text()), "")
+    return found
+
+
 class CallCounter:
     def __init__(self, wanted: Any) -> None:
         self.calls: collections.Counter[str] = collections.Counter()
@@ -51,7 +82,7 @@ class CallCounter:
 
     def __call__(self, frame: FrameType, event: str, arg: object) -> None:
         if event == "call" and self.wanted(frame.f_code.co_filename):
-            self.calls[frame.f_code.co_qualname] += 1
+            self.calls[qualname(frame.f_code)] += 1
 
     def __enter__(self) -> collections.Counter[str]:
         sys.setprofile(self)

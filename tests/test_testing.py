@@ -151,7 +151,8 @@ async def test_stream_lines_have_ollamas_shapes(fake: FakeOllama) -> None:
     for line in lines:
         assert line["model"] == "qwen3"
         assert RFC3339_UTC.match(line["created_at"]), line["created_at"]
-        assert datetime.fromisoformat(line["created_at"]).tzinfo == timezone.utc
+        stamp = line["created_at"].replace("Z", "+00:00")  # 3.10 parses no "Z"
+        assert datetime.fromisoformat(stamp).tzinfo == timezone.utc
         assert line["message"]["role"] == "assistant"
         assert isinstance(line["message"]["content"], str)
     assert [line["done"] for line in lines] == [False] * (len(lines) - 1) + [True]
