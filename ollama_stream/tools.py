@@ -282,7 +282,8 @@ def _resolve_strings(annotation: Any, globalns: Any, localns: Any) -> Any:
         return annotation  # a Literal's strings are values, not names
     if origin is typing.Annotated:  # the metadata after the type may be strings (descriptions)
         inner = _resolve_strings(args[0], globalns, localns)
-        return annotation if inner is args[0] else typing.Annotated[(inner, *args[1:])]
+        params = (inner, *args[1:])
+        return annotation if inner is args[0] else typing.Annotated[params]
     resolved = tuple(eval(arg, globalns, localns) if isinstance(arg, str)  # what get_type_hints does
                      else _resolve_strings(arg, globalns, localns) for arg in args)
     if all(new is old for new, old in zip(resolved, args, strict=True)):
