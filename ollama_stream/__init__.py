@@ -10,7 +10,7 @@
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .client import AsyncOllama, ChatStream, GenerateStream, ProgressStream
+from .client import AsyncOllama, NativeBackend
 from .config import RetryPolicy, Timeouts
 from .errors import (
     MaxRoundsError,
@@ -24,11 +24,12 @@ from .errors import (
     StreamInterrupted,
     ToolError,
 )
+from .streams import ChatStream, GenerateStream, ProgressStream
 from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 if TYPE_CHECKING:
     from .agent import ToolLoop
-    from .backends import ChatBackend, ChatRequest, NativeBackend, client_for, infer_provider
+    from .backends import ChatBackend, ChatRequest, infer_provider
     from .endpoints import (
         EmbedResult,
         GenerateChunk,
@@ -41,17 +42,21 @@ if TYPE_CHECKING:
         RunningModel,
         ShowResult,
     )
-    from .settings import Settings
+    from .settings import Settings, client_for
     from .sync import Ollama, SyncChatStream, SyncGenerateStream, SyncProgressStream, SyncToolLoop
     from .tools import Tool, ToolResult
 
-# Imported on first use, to keep `import ollama_stream` light: the blocking front end and the tool machinery.
-_LAZY = {"Ollama": "sync", "SyncChatStream": "sync", "SyncGenerateStream": "sync", "SyncProgressStream": "sync",
-         "SyncToolLoop": "sync", "ToolLoop": "agent", "Tool": "tools", "ToolResult": "tools",
-         **dict.fromkeys(["EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails", "ModelInfo",
-                          "Progress", "PsResult", "RunningModel", "ShowResult"], "endpoints"),
-         **dict.fromkeys(["ChatBackend", "ChatRequest", "NativeBackend", "client_for", "infer_provider"], "backends"),
-         "Settings": "settings"}
+# Imported on first use, to keep `import ollama_stream` light: the blocking front end, the tool
+# machinery, the non-chat endpoint types, the backend slot and the settings.
+_LAZY = {
+    **dict.fromkeys(["Ollama", "SyncChatStream", "SyncGenerateStream", "SyncProgressStream",
+                     "SyncToolLoop"], "sync"),
+    "ToolLoop": "agent", "Tool": "tools", "ToolResult": "tools",
+    **dict.fromkeys(["EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails",
+                     "ModelInfo", "Progress", "PsResult", "RunningModel", "ShowResult"], "endpoints"),
+    **dict.fromkeys(["ChatBackend", "ChatRequest", "infer_provider"], "backends"),
+    **dict.fromkeys(["Settings", "client_for"], "settings"),
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,24 +1,39 @@
-"""The tool loop: stream a reply, run the tool calls it makes, send the results back, until the model answers.
+"""The tool loop: stream a reply, run the tool calls it makes, send the results back, until the model
+answers.
 
-Built on the public client API only (`AsyncOllama.chat`, `Message`, the chunks); the tools themselves run
-through `ollama_stream.tools`.
+It drives anything with a `chat` method shaped like `AsyncOllama.chat` (the `ChatClient` protocol), so
+it does not import the client; the tools themselves run through `ollama_stream.tools`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import MaxRoundsError, ToolError
 from .tools import Tool, ToolResult, as_tool, run_tool_calls
 from .types import ChatChunk, ChatResult, Message
 
-if TYPE_CHECKING:
-    from .client import AsyncOllama
-
-__all__ = ["ToolLoop"]
+__all__ = ["ChatClient", "ToolLoop"]
 
 ToolEvent = ChatChunk | ToolResult
+
+
+class ChatReply(Protocol):
+    """What the loop needs of a streamed reply (a ChatStream is one)."""
+
+    def __aiter__(self) -> AsyncIterator[ChatChunk]: ...
+
+    async def result(self) -> ChatResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ChatClient(Protocol):
+    """Anything the loop can drive: `chat(model, messages, tools=..., **options)` returning a reply
+    that streams ChatChunks and has `result()` and `aclose()` (AsyncOllama is one)."""
+
+    def chat(self, *args: Any, **kwargs: Any) -> ChatReply: ...
 
 
 class ToolLoop:
@@ -29,7 +44,7 @@ class ToolLoop:
     tool calls, one `tool` message per call); `loop.result` is the final round's ChatResult.
     """
 
-    def __init__(self, client: AsyncOllama, model: str, messages: Sequence[Message | dict[str, Any]],
+    def __init__(self, client: ChatClient, model: str, messages: Sequence[Message | dict[str, Any]],
                  tools: Sequence[Any], *, max_rounds: int, on_error: str, tool_timeout: float | None,
                  chat_options: dict[str, Any]) -> None:
         if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
@@ -80,11 +95,14 @@ class ToolLoop:
     async def _run(self) -> AsyncGenerator[ToolEvent, None]:
         while True:
             self.rounds += 1
-            async with self._client.chat(self._model, self.messages, tools=self._schemas,
-                                         **self._options) as stream:
+            stream = self._client.chat(self._model, self.messages, tools=self._schemas,
+                                       **self._options)
+            try:
                 async for chunk in stream:
                     yield chunk
                 result = await stream.result()
+            finally:
+                await stream.aclose()
             self.messages.append(result.message)
             calls = result.message.tool_calls
             if not calls:

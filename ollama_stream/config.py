@@ -1,4 +1,5 @@
-"""Configuration: the host (OLLAMA_HOST rules), Timeouts by phase, and the RetryPolicy.
+"""Configuration: the host (OLLAMA_HOST rules), Timeouts by phase, and the RetryPolicy with the one
+retry rule (`RetryPolicy.retries`: which failure may be sent again).
 
 Pure values and functions: no I/O beyond reading the environment.
 """
@@ -12,12 +13,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import (
+    OllamaConnectionError,
+    OllamaError,
+    OllamaTimeoutError,
+    ResponseError,
+    StreamInterrupted,
+)
+
 if TYPE_CHECKING:
     import ipaddress
 
 __all__ = [
     "DEFAULT_HOST",
-
     "RETRYABLE_STATUSES",
     "RetryPolicy",
     "Timeouts",
@@ -82,11 +90,45 @@ def resolve_host(host: str | None = None) -> str:
         raise ValueError(f"{source}={host!r}: the port must be a number from 1 to 65535, not {port!r}")
 
     ip = _parse_ip(name)
+    if ip is None and (name or hostport.startswith("[")):
+        problem = _bad_host_name(name, bracketed=hostport.startswith("["))
+        if problem:
+            raise ValueError(f"{source}={host!r}: {problem}")
+    problem = _bad_path(path)
+    if problem:
+        raise ValueError(f"{source}={host!r}: {problem}")
     if not name or (ip is not None and ip.is_unspecified and ip.version == 4):
         name = "127.0.0.1"
     elif ip is not None and ip.version == 6:
         name = "[::1]" if ip.is_unspecified else f"[{ip.compressed}]"
     return f"{scheme}://{name}:{int(port)}{path}"
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _bad_host_name(name: str, *, bracketed: bool) -> str | None:
+    """Why `name` cannot be sent as a host (None when it can): checked here so that a bad host is a
+    ValueError from the constructor, not an encoding error from the first request."""
+    if bracketed:
+        return f"[{name}] is not an IPv6 address"
+    try:
+        ascii_name = name.encode("idna").decode("ascii")  # non-ASCII names, as IDNA does
+    except UnicodeError as exc:
+        return f"{name!r} is not a valid host name ({exc})"
+    labels = ascii_name[:-1].split(".") if ascii_name.endswith(".") else ascii_name.split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return (f"{name!r} is not a valid host name (letters, digits, '-' and '_' in dot-separated "
+                "labels of 1 to 63 characters)")
+    return None
+
+
+def _bad_path(path: str) -> str | None:
+    """Why `path` cannot prefix every request's path (None when it can)."""
+    if any(c in path for c in "?#\\") or any(c.isspace() or not c.isprintable() for c in path):
+        return (f"the path prefix {path!r} may not hold '?', '#', '\\', spaces or control "
+                "characters")
+    return None
 
 
 def _split_host_port(hostport: str) -> tuple[str, str | None]:
@@ -160,6 +202,23 @@ class RetryPolicy:
             raise ValueError("RetryPolicy.base_delay and max_delay must be >= 0")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"RetryPolicy.jitter must be within 0..1, got {self.jitter}")
+
+    def retries(self, error: OllamaError) -> bool:
+        """The one retry rule: may a request that failed with `error`, before its first chunk reached the
+        caller, be sent again? (How many times, and within which deadline, is the attempt loop's part.)
+
+        Yes for HTTP 408, 429, 500, 502, 503 and 504; connect and first_chunk timeouts; connection
+        failures a retry can fix (refused, reset, DNS, a body that ended before its first line: the
+        error's `retryable`, False for a TLS failure or an invalid URL); a backend's stream that ended
+        before its first chunk. No for every other status, protocol errors and error lines.
+        """
+        if isinstance(error, ResponseError):
+            return error.status_code in RETRYABLE_STATUSES
+        if isinstance(error, OllamaTimeoutError):
+            return error.phase in ("connect", "first_chunk")
+        if isinstance(error, OllamaConnectionError):
+            return error.retryable
+        return isinstance(error, StreamInterrupted)
 
     def delay(self, retry: int, retry_after: float | None = None, rng: Any = random) -> float:
         """Seconds to wait before retry number `retry` (1 for the first retry)."""

@@ -1,24 +1,33 @@
-"""The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed, tags,
-show and ps, their parsers and accumulators, and the generate request builder.
+"""The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed,
+tags, show and ps, their parsers and accumulators, and the request builder of every endpoint but chat.
 
-Kept apart from the chat core so that `import ollama_stream` does not pay for them; the client imports this
-module the first time one of these endpoints is used.
+Kept apart from the chat core so that `import ollama_stream` does not pay for them; the client imports
+this module the first time one of these endpoints is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import StreamError
-from .protocol import _add_generation_options, _bad_field, check_model, error_text, parse_metrics
+from .protocol import (
+    _add_generation_options,
+    _bad_field,
+    check_model,
+    error_text,
+    parse_metrics,
+    wire_messages,
+)
 from .types import Message, Metrics
 
 __all__ = [
     "EmbedResult", "GenerateAccumulator", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails",
     "ModelInfo", "Progress", "ProgressAccumulator", "PsResult", "RunningModel", "ShowResult",
-    "build_generate_request", "parse_details", "parse_embed", "parse_generate_chunk", "parse_list", "parse_progress",
+    "build_copy_request", "build_create_request", "build_delete_request", "build_embed_request",
+    "build_generate_request", "build_show_request", "build_transfer_request", "check_digest",
+    "parse_details", "parse_embed", "parse_generate_chunk", "parse_list", "parse_progress",
     "parse_ps", "parse_show",
 ]
 
@@ -368,3 +377,92 @@ def build_generate_request(
     _add_generation_options(body, think=think, format=format, options=options, keep_alive=keep_alive,
                             logprobs=logprobs, top_logprobs=top_logprobs)
     return body
+
+
+def build_embed_request(
+    model: str, input: str | Sequence[str], *, truncate: bool | None = None,
+    dimensions: int | None = None, keep_alive: float | str | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Validate the arguments of an embed call and build its JSON body."""
+    body: dict[str, Any] = {"model": check_model(model)}
+    if isinstance(input, str):
+        body["input"] = input
+    elif isinstance(input, Sequence) and all(isinstance(text, str) for text in input):
+        body["input"] = list(input)
+    else:
+        raise TypeError("input must be a str or a list of str")
+    if truncate is not None:
+        body["truncate"] = bool(truncate)
+    if dimensions is not None:
+        if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
+            raise ValueError(f"dimensions must be a positive int, got {dimensions!r}")
+        body["dimensions"] = dimensions
+    if keep_alive is not None:
+        body["keep_alive"] = keep_alive
+    if options is not None:
+        body["options"] = options
+    return body
+
+
+def build_create_request(
+    model: str, *, from_: str | None = None, files: Mapping[str, str] | None = None,
+    adapters: Mapping[str, str] | None = None, template: str | None = None,
+    license: str | Sequence[str] | None = None, system: str | None = None,
+    parameters: Mapping[str, Any] | None = None, messages: object = None,
+    quantize: str | None = None,
+) -> dict[str, Any]:
+    """Validate the arguments of a create call and build its JSON body (streamed progress)."""
+    body: dict[str, Any] = {"model": check_model(model)}
+    texts = (("from", from_), ("template", template), ("system", system), ("quantize", quantize))
+    for name, value in texts:
+        if value is not None:
+            if not isinstance(value, str):
+                shown = "from_" if name == "from" else name
+                raise TypeError(f"{shown} must be a str, not {type(value).__name__}")
+            body[name] = value
+    for name, mapping in (("files", files), ("adapters", adapters), ("parameters", parameters)):
+        if mapping is not None:
+            if not isinstance(mapping, Mapping):
+                raise TypeError(f"{name} must be a dict, not {type(mapping).__name__}")
+            body[name] = dict(mapping)
+    if license is not None:
+        body["license"] = license if isinstance(license, str) else list(license)
+    if messages is not None:
+        body["messages"] = wire_messages(messages)
+    if from_ is None and not files:
+        raise ValueError("create needs from_ (an existing model) or files (blobs uploaded with "
+                         "create_blob)")
+    body["stream"] = True
+    return body
+
+
+def build_transfer_request(model: str, *, insecure: bool = False) -> dict[str, Any]:
+    """The body of a pull or a push (streamed progress)."""
+    body: dict[str, Any] = {"model": check_model(model)}
+    if insecure:
+        body["insecure"] = True
+    body["stream"] = True
+    return body
+
+
+def build_show_request(model: str, *, verbose: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": check_model(model)}
+    if verbose:
+        body["verbose"] = True
+    return body
+
+
+def build_copy_request(source: str, destination: str) -> dict[str, Any]:
+    return {"source": check_model(source), "destination": check_model(destination)}
+
+
+def build_delete_request(model: str) -> dict[str, Any]:
+    return {"model": check_model(model)}
+
+
+def check_digest(digest: object) -> str:
+    """A blob digest as the blob endpoints take it: `sha256:<64 hex digits>`."""
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise ValueError(f"a blob digest looks like 'sha256:<64 hex digits>', got {digest!r}")
+    return digest

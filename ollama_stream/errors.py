@@ -63,10 +63,12 @@ class OllamaError(Exception):
 class OllamaConnectionError(OllamaError, ConnectionError):
     """The server could not be reached: connection refused or reset, DNS failure, TLS failure."""
 
-    def __init__(self, message: str, *, url: str = "", retryable: bool = True, **kw: Any) -> None:
+    def __init__(self, message: str, *, url: str = "", retryable: bool = True,
+                 reason: str = "connection failed", **kw: Any) -> None:
         super().__init__(message, **kw)
         self.url = url
-        self.retryable = retryable  # False for failures a retry cannot fix (a bad TLS certificate)
+        self.retryable = retryable  # False for failures a retry cannot fix (TLS, an invalid URL)
+        self.reason = reason  # a few words for the attempt log: "connection refused", "DNS failure"
 
 
 class OllamaTimeoutError(OllamaError, TimeoutError):

@@ -1,4 +1,6 @@
-"""Settings from the environment, validated, for the client and the CLI (imported on first use)."""
+"""Which client serves a model (`client_for`: the native API, or LiteLLM for other providers) and the
+Settings read from the environment for the client and the CLI. Imported on first use.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .backends import infer_provider, native_model_name
+from .client import AsyncOllama
 from .config import resolve_host
 
-__all__ = ["PROVIDERS", "THINKING_VALUES", "Settings"]
+__all__ = ["PROVIDERS", "THINKING_VALUES", "Settings", "client_for"]
 
 
 PROVIDERS = ("ollama", "litellm")
@@ -69,13 +73,42 @@ class Settings:
         return cls(host=host, api_key=get("OLLAMA_API_KEY"), provider=provider, model=get("MODEL"), think=think,
                    hide_thinking=_BOOLEANS[hide.lower()] if hide else False)
 
-    def client(self, model: str | None = None, **client_options: Any) -> tuple[Any, str]:
+    def client(self, model: str | None = None,
+               **client_options: Any) -> tuple[AsyncOllama, str]:
         """`client_for` with these settings: (an AsyncOllama, the model name to pass to its chat)."""
-        from .backends import client_for
-
         name = model or self.model
         if not name:
             raise ValueError("no model: pass one, or set MODEL (e.g. MODEL=ollama/qwen3)")
         if self.api_key and "headers" not in client_options:
             client_options["headers"] = {"Authorization": f"Bearer {self.api_key}"}
         return client_for(name, host=self.host, provider=self.provider, **client_options)
+
+
+def client_for(model: str, *, host: str | None = None, api_base: str | None = None,
+               provider: str | None = None, **client_options: Any) -> tuple[AsyncOllama, str]:
+    """A client for `model` and the model name to pass to its `chat`.
+
+    `ollama/NAME`, `ollama_chat/NAME` or a bare name -> the native Ollama client (prefix stripped);
+    any other `provider/model` -> an AsyncOllama driving the LiteLLM backend (needs the `litellm`
+    extra). `provider="litellm"` sends an Ollama model through LiteLLM too (`api_base` defaults to the
+    Ollama host)::
+
+        client, name = client_for("openai/gpt-4o")
+        async with client:
+            result = await client.chat(name, messages).result()
+    """
+    if provider is not None and provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    native = native_model_name(model)
+    if provider == "ollama" and native is None:
+        raise ValueError(f"provider 'ollama' cannot serve {model!r}: it names the "
+                         f"{infer_provider(model)!r} provider")
+    if native is not None and provider != "litellm":
+        return AsyncOllama(host, **client_options), native
+    from .backends.litellm import LiteLLMBackend
+
+    if native is not None and api_base is None:
+        api_base = resolve_host(host)
+    routed = f"ollama_chat/{native}" if native is not None else model
+    backend = LiteLLMBackend(model=routed, api_base=api_base)
+    return AsyncOllama(host, backend=backend, **client_options), model

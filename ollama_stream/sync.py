@@ -1,8 +1,20 @@
-"""Ollama: the blocking client, a second front end over the same core.
+"""Ollama: the blocking client, a second front end over the same AsyncOllama.
 
-It owns a private event loop in a daemon thread and drives an AsyncOllama there (the websockets pattern):
-no logic is written twice. Each method is derived from the AsyncOllama method of the same name, so the
-parameters, their types and the docs are the same. Streams become plain iterators fed as chunks arrive.
+On first use it starts one event loop in a daemon thread and makes an AsyncOllama there; each blocking
+method hands the async method's coroutine to that loop (`run_coroutine_threadsafe`) and waits for its
+result. The methods, their parameters, types and docs, and the constructor's, are derived from
+AsyncOllama's, never written a second time. A stream becomes an iterator that a pump task in the loop
+thread feeds through a queue as chunks arrive: one hand-off between threads per chunk.
+
+Rules of this room, and why:
+1. The pump holds no reference to the iterator it feeds, so a caller's `break` lets the iterator be
+   collected; its `__del__` cancels the pump, and that closes the HTTP response.
+2. A blocking call made from the loop thread itself (a sync tool run by chat_with_tools) would wait on
+   its own thread forever: it is refused with a RuntimeError instead.
+3. A reader blocked in one thread while another thread closes the client wakes within _POLL seconds
+   with a RuntimeError, rather than waiting forever on a queue nobody feeds.
+4. `close()`, or collecting the client, closes the AsyncOllama in its loop, cancels what is left as
+   asyncio.run does, and joins the thread.
 """
 
 from __future__ import annotations
@@ -21,11 +33,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 from .agent import ToolEvent, ToolLoop
 from .client import AsyncOllama
 from .endpoints import GenerateChunk, GenerateResult, Progress
-from .protocol import DEFAULT_MAX_LINE_BYTES
 from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
-    from .backends import ChatBackend
     from .config import RetryPolicy, Timeouts
 
 __all__ = ["Ollama", "SyncChatStream", "SyncGenerateStream", "SyncProgressStream", "SyncToolLoop"]
@@ -275,25 +285,26 @@ def _set_return(call: Callable[..., Any], method: Callable[..., Any], kind: Any)
     del call.__wrapped__  # type: ignore[attr-defined]
 
 
+def _parameters_of(source: Callable[Concatenate[AsyncOllama, P], None]
+                   ) -> Callable[[Callable[..., None]], Callable[Concatenate[Ollama, P], None]]:
+    """Give a constructor the parameters of AsyncOllama's (for type checkers, help() and inspect)."""
+
+    def derive(init: Callable[..., None]) -> Callable[Concatenate[Ollama, P], None]:
+        init.__signature__ = inspect.signature(source)  # type: ignore[attr-defined]
+        init.__doc__ = source.__doc__
+        return init
+
+    return derive
+
+
 class Ollama:
     """The blocking client: the same methods, arguments and return types as AsyncOllama, with plain
     iterators for streams. Safe to share between threads; works where an event loop is already running in
     the calling thread (Jupyter). `close()` (or `with Ollama() as client:`) stops its loop thread."""
 
-    def __init__(
-        self,
-        host: str | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        pool_limit: int = 100,
-        ssl: Any = None,
-        backend: ChatBackend | None = None,
-    ) -> None:
-        self._async = AsyncOllama(host, headers=headers, timeouts=timeouts, retry=retry,
-                                  max_line_bytes=max_line_bytes, pool_limit=pool_limit, ssl=ssl, backend=backend)
+    @_parameters_of(AsyncOllama.__init__)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._async = AsyncOllama(*args, **kwargs)
         self._runner: _LoopThread | None = None
         self._lock = threading.Lock()
         self._closed = False

@@ -1,12 +1,13 @@
-"""The backend slot: where the chunks of a chat come from.
+"""The backend slot: where the chunks of a chat come from (values and rules only; no I/O here).
 
 A backend is any object with `stream_chat(request) -> AsyncIterator[ChatChunk]` and `async aclose()`
-(httpx's transport is the model: one method plus closing). `AsyncOllama(backend=...)` drives it; retries,
-phase timeouts, accumulation, `.text()`, `.result()` and the tool loop sit above it, written once. A backend
-raises this SDK's errors (OllamaConnectionError, ResponseError with the HTTP status, OllamaTimeoutError,
-StreamInterrupted, ...): the layer above decides from them what to retry.
+(httpx's transport is the model: one method plus closing). `AsyncOllama(backend=...)` drives it; the
+retries, phase limits, accumulation, `.text()`, `.result()` and the tool loop sit above it, written
+once. A backend raises this SDK's errors (OllamaConnectionError, ResponseError with the HTTP status,
+OllamaTimeoutError, StreamInterrupted, ...): the layer above decides from them what to retry.
 
-The native aiohttp backend is the default and the only one imported by `import ollama_stream`;
+Also here: which provider a model string names (`infer_provider`, `native_model_name`). The native
+path needs no backend; `ollama_stream.NativeBackend` wraps it as one, and
 `ollama_stream.backends.litellm.LiteLLMBackend` needs `pip install "ollama-stream[litellm]"`.
 """
 
@@ -14,15 +15,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..types import ChatChunk
 
-if TYPE_CHECKING:
-    from ..client import AsyncOllama
-
-__all__ = ["KNOWN_PROVIDERS", "NATIVE_PREFIXES", "ChatBackend", "ChatRequest", "NativeBackend", "client_for",
-           "infer_provider", "native_model_name"]
+__all__ = ["KNOWN_PROVIDERS", "NATIVE_PREFIXES", "ChatBackend", "ChatRequest", "infer_provider",
+           "native_model_name"]
 
 NATIVE_PREFIXES = ("ollama/", "ollama_chat/")
 
@@ -57,30 +55,6 @@ class ChatBackend(Protocol):
         ...
 
 
-class NativeBackend:
-    """Ollama's native `/api/chat` over aiohttp, as a backend object (no retries of its own: the client
-    above retries). `AsyncOllama()` without a backend uses the same code on its integrated fast path."""
-
-    def __init__(self, host: str | None = None, **client_options: Any) -> None:
-        from ..client import AsyncOllama
-        from ..config import RetryPolicy
-
-        self._client = AsyncOllama(host, retry=RetryPolicy(max_attempts=1), **client_options)
-
-    @property
-    def host(self) -> str:
-        return self._client.host
-
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        body = {key: value for key, value in request.body.items() if key not in ("model", "messages", "stream")}
-        async with self._client.chat(request.model, request.messages, **body) as stream:
-            async for chunk in stream:
-                yield chunk
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
 def native_model_name(model: str) -> str | None:
     """The Ollama model name when `model` is for Ollama's native API (`ollama/x`, `ollama_chat/x`, or a bare
     name such as `qwen3:8b` or `library/qwen3`); None when it names another provider (`openai/gpt-4o`)."""
@@ -113,32 +87,15 @@ KNOWN_PROVIDERS = {
 }
 
 
-def client_for(model: str, *, host: str | None = None, api_base: str | None = None, provider: str | None = None,
-               **client_options: Any) -> tuple[AsyncOllama, str]:
-    """A client for `model` and the model name to pass to its `chat`.
+def __getattr__(name: str) -> Any:
+    """NativeBackend (now in ollama_stream.client) and client_for (now in ollama_stream.settings) are
+    still importable from here, where they used to live; `from ollama_stream import ...` is the home."""
+    if name == "NativeBackend":
+        from ..client import NativeBackend
 
-    `ollama/NAME`, `ollama_chat/NAME` or a bare name -> the native Ollama client (prefix stripped); any other
-    `provider/model` -> an AsyncOllama driving the LiteLLM backend (needs the `litellm` extra).
-    `provider="litellm"` sends an Ollama model through LiteLLM too (`api_base` defaults to the Ollama host)::
+        return NativeBackend
+    if name == "client_for":
+        from ..settings import client_for
 
-        client, name = client_for("openai/gpt-4o")
-        async with client:
-            result = await client.chat(name, messages).result()
-    """
-    from ..client import AsyncOllama
-    from ..config import resolve_host
-    from ..settings import PROVIDERS
-
-    if provider is not None and provider not in PROVIDERS:
-        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
-    native = native_model_name(model)
-    if provider == "ollama" and native is None:
-        raise ValueError(f"provider 'ollama' cannot serve {model!r}: it names the {infer_provider(model)!r} provider")
-    if native is not None and provider != "litellm":
-        return AsyncOllama(host, **client_options), native
-    from .litellm import LiteLLMBackend
-
-    if native is not None and api_base is None:
-        api_base = resolve_host(host)
-    backend = LiteLLMBackend(model=f"ollama_chat/{native}" if native is not None else model, api_base=api_base)
-    return AsyncOllama(host, backend=backend, **client_options), model
+        return client_for
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

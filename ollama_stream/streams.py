@@ -1,0 +1,320 @@
+"""The streamed replies (ChatStream, GenerateStream, ProgressStream) and the two read loops behind them:
+one over an aiohttp response, one over a ChatBackend. Both retry only through `_retry.first_success`,
+before the first chunk; after that, every failure is a typed error carrying `.partial`.
+
+Rules of the native read loop (`_stream_chunks`), the hot path:
+1. One async generator from bytes to typed chunks: per chunk one parse, one add, one yield, and nothing
+   else (tests/test_hot_path.py counts the calls). `async for` drives the generator directly.
+2. A chunk is yielded only after it is accumulated, so `.partial` is exactly what the caller has seen.
+3. Whatever ends the stream, `finally` closes the response; after `done` the body is first read to its
+   end (for at most _DRAIN_SECONDS) so the connection goes back to the pool.
+4. A stream and its generator share the Exchange, never each other: a stream dropped mid-reply is freed
+   at once and its `__del__` closes the socket, so the server stops generating.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._http import TRANSPORT_ERRORS, EarlyEOF, Exchange, Response, map_error, send
+from ._retry import first_success
+from ._watchdog import Expired
+from .errors import OllamaError, StreamInterrupted
+from .protocol import ChatAccumulator
+from .types import ChatChunk, ChatResult, Message
+
+if TYPE_CHECKING:
+    from .endpoints import GenerateChunk, GenerateResult, Progress  # noqa: F401 - the stream bases
+
+__all__ = ["ChatStream", "GenerateStream", "ProgressStream"]
+
+C = TypeVar("C")
+R = TypeVar("R")
+S = TypeVar("S", bound="_Stream[Any, Any]")
+_DRAIN_SECONDS = 2.0  # after `done`: how long to wait for the end of the body to reuse the connection
+
+
+class _Stream(Generic[C, R]):
+    """A streamed reply. Nothing is sent until it is first iterated (or `result()` is awaited).
+
+    `async for chunk in stream` yields each typed chunk as its line arrives; `await stream.result()`
+    drains the rest and returns the finished value. Leaving early closes the HTTP response so the server
+    stops working: `async with ... as stream:` makes that deterministic; an abandoned stream is closed
+    when collected.
+    """
+
+    __slots__ = ("_exchange", "_gen")
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._gen: AsyncGenerator[C, None] | None = None
+
+    def __aiter__(self) -> AsyncIterator[C]:
+        if self._exchange.finished:
+            raise RuntimeError(
+                f"this {type(self).__name__} is finished and cannot be iterated again; await "
+                "stream.result() for what it returned, or make the request again"
+            )
+        return self._generator()  # `async for` then drives the read loop: no extra call per chunk
+
+    def __anext__(self) -> Awaitable[C]:
+        return self._generator().__anext__()
+
+    def _generator(self) -> AsyncGenerator[C, None]:
+        gen = self._gen
+        if gen is None:
+            exchange = self._exchange
+            read = _stream_chunks if exchange.backend is None else _backend_chunks
+            gen = self._gen = read(exchange)
+        return gen
+
+    @property
+    def done(self) -> bool:
+        """True once the final chunk has been received."""
+        return self._exchange.acc.done
+
+    async def result(self) -> R:
+        """Read what is left of the stream and return the finished value."""
+        exchange = self._exchange
+        if not exchange.finished:
+            async for _ in self:
+                pass
+        if exchange.acc.done:
+            result: R = exchange.acc.result()
+            return result
+        if exchange.error is not None:
+            raise exchange.error
+        raise RuntimeError(f"this {type(self).__name__} was closed before its final chunk")
+
+    async def aclose(self) -> None:
+        """Stop the stream and close its HTTP response (the server stops generating). Idempotent."""
+        if self._gen is not None:
+            await self._gen.aclose()
+        self._exchange.finished = True
+        self._exchange.close_response()
+
+    async def __aenter__(self: S) -> S:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        # Abandoned mid-stream: close the socket now rather than when the generator is finalized.
+        exchange = self._exchange
+        if exchange.response is not None and not exchange.finished:
+            with contextlib.suppress(Exception):  # the loop may be gone: nothing left to close then
+                exchange.close_response()
+
+    def __repr__(self) -> str:
+        exchange = self._exchange
+        acc = exchange.acc
+        if acc.done:
+            state = "done"
+        elif exchange.finished:
+            state = "closed"
+        else:
+            state = f"{acc.chunks} chunks" if acc.chunks else "not started"
+        about = f"model={exchange.model!r}" if exchange.model else f"path={exchange.path!r}"
+        return f"<{type(self).__name__} {about} {state}>"
+
+
+class ChatStream(_Stream[ChatChunk, ChatResult]):
+    """A streamed `/api/chat` reply: ChatChunks; `.message` is the assistant message accumulated so
+    far, `await .result()` gives the ChatResult, `.text()` yields only content deltas."""
+
+    __slots__ = ()
+
+    @property
+    def message(self) -> Message:
+        """The assistant message accumulated from the chunks yielded so far."""
+        acc = self._exchange.acc
+        assert isinstance(acc, ChatAccumulator)
+        return acc.message
+
+    async def text(self) -> AsyncIterator[str]:
+        """Yield only the content deltas (thinking and tool calls are still accumulated)."""
+        async for chunk in self:
+            if chunk.content:
+                yield chunk.content
+
+
+class GenerateStream(_Stream["GenerateChunk", "GenerateResult"]):
+    """A streamed `/api/generate` reply: GenerateChunks; `await .result()` gives the GenerateResult
+    (with the `context` of the final chunk), `.text()` yields only response deltas."""
+
+    __slots__ = ()
+
+    async def text(self) -> AsyncIterator[str]:
+        """Yield only the response deltas."""
+        async for chunk in self:
+            if chunk.response:
+                yield chunk.response
+
+
+class ProgressStream(_Stream["Progress", str]):
+    """The progress of a pull, push or create: Progress lines; `await .result()` gives the final
+    status."""
+
+    __slots__ = ()
+
+
+async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
+    """The native read loop (see the rules above)."""
+    acc = exchange.acc
+    clean = False
+    try:
+        resp, objs = await first_success(exchange, partial(send, exchange, _first_objects))
+        watchdog = exchange.watchdog
+        assert watchdog is not None
+        reader = resp.content
+        readany = reader.readany
+        decoder = exchange.decoder
+        feed = decoder.feed
+        parse = exchange.parse
+        add = acc.add
+        now = watchdog.loop.time
+        watchdog.set_phase("idle")
+        while True:
+            for obj in objs:
+                chunk = parse(obj)
+                add(chunk)
+                yield chunk
+                if chunk.done:
+                    clean = await _drain(resp, exchange)
+                    return
+            if decoder.error is not None:
+                raise decoder.error
+            watchdog.last = now()
+            watchdog.reading = True
+            data = await readany()
+            watchdog.reading = False
+            if data:
+                objs = feed(data)
+            else:
+                objs = decoder.close()
+                if not objs:
+                    raise StreamInterrupted(
+                        f"the stream from {exchange.what} ended after {acc.chunks} chunks without "
+                        "its final chunk; the server or a proxy closed it early. The partial reply "
+                        "is in .partial"
+                    )
+    except OllamaError as exc:
+        exchange.error = exchange.annotate(exc)
+        raise
+    except TRANSPORT_ERRORS as exc:
+        exchange.error = map_error(exc, exchange, started=True)
+        raise exchange.error from exc
+    finally:
+        exchange.finished = True
+        if exchange.watchdog is not None:
+            exchange.watchdog.cancel()
+        resp_ = exchange.response
+        exchange.response = None
+        if resp_ is not None:
+            if clean:
+                resp_.release()
+            else:
+                resp_.close()
+
+
+async def _first_objects(resp: Response, exchange: Exchange) -> list[dict[str, Any]]:
+    """The reader of a stream's attempt: read until the first line is decoded."""
+    reader, decoder = resp.content, exchange.decoder
+    while True:
+        data = await reader.readany()
+        if not data:
+            objs = decoder.close()
+            if objs:
+                return objs
+            raise EarlyEOF("the response body ended before its first line")
+        objs = decoder.feed(data)
+        if objs:
+            return objs
+
+
+async def _drain(resp: Response, exchange: Exchange) -> bool:
+    """After the final chunk: read to the end of the body so the connection can go back to the pool."""
+    reader = resp.content
+    if reader.at_eof():
+        return True
+    watchdog = exchange.watchdog
+    assert watchdog is not None
+    watchdog.set_phase("drain", watchdog.loop.time() + _DRAIN_SECONDS)
+    watchdog.reading = True
+    try:
+        while await reader.readany():
+            pass
+    except TRANSPORT_ERRORS:
+        return False
+    return True
+
+
+async def _backend_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
+    """The same contract as `_stream_chunks` over any ChatBackend: retries before the first chunk,
+    the phase limits, accumulation and typed errors with `.partial`, written once for every backend."""
+    acc = exchange.acc
+    opened: tuple[AsyncIterator[ChatChunk], ChatChunk] | None = None
+    try:
+        opened = await first_success(exchange, partial(_open_backend, exchange))
+        source, chunk = opened
+        assert exchange.watchdog is not None
+        exchange.watchdog.set_phase("idle")
+        while True:
+            acc.add(chunk)
+            yield chunk
+            if chunk.done:
+                return
+            chunk = await _next_chunk(exchange, source)
+    except OllamaError as exc:
+        exchange.error = exchange.annotate(exc)
+        raise
+    finally:
+        exchange.finished = True
+        if exchange.watchdog is not None:
+            exchange.watchdog.cancel()
+        if opened is not None:
+            await _aclose(opened[0])
+
+
+async def _open_backend(exchange: Exchange) -> tuple[AsyncIterator[ChatChunk], ChatChunk]:
+    """One attempt over a backend: start its stream and wait for the first chunk."""
+    source: AsyncIterator[ChatChunk] = exchange.backend.stream_chat(exchange.request)
+    try:
+        return source, await _next_chunk(exchange, source)
+    except BaseException:
+        await _aclose(source)
+        raise
+
+
+async def _next_chunk(exchange: Exchange, source: AsyncIterator[ChatChunk]) -> ChatChunk:
+    """The backend's next chunk within the phase limits; only OllamaErrors come out."""
+    watchdog = exchange.watchdog
+    assert watchdog is not None
+    backend = type(exchange.backend).__name__
+    try:
+        if watchdog.fired:  # a limit passed while the caller's code ran
+            raise watchdog.expired()
+        watchdog.last = watchdog.loop.time()
+        return await watchdog.waiting(source.__anext__())
+    except Expired as exc:
+        raise map_error(exc, exchange, started=exchange.acc.chunks > 0) from None
+    except StopAsyncIteration:
+        raise StreamInterrupted(
+            f"the backend {backend} ended the reply to {exchange.model!r} after "
+            f"{exchange.acc.chunks} chunks without a final chunk", partial=exchange.partial()
+        ) from None
+    except OllamaError:
+        raise
+    except Exception as exc:  # a backend that broke its contract: still a typed error
+        raise OllamaError(f"the backend {backend} failed: {type(exc).__name__}: {exc}") from exc
+
+
+async def _aclose(source: AsyncIterator[Any]) -> None:
+    close = getattr(source, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
