@@ -1,0 +1,202 @@
+"""The fake's progress endpoints: `/api/pull`, `/api/push` and `/api/create`, which stream Ollama's
+status lines (paced by chunk_delay) and change the model store just before their final `success`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ._state import FakeReply
+from ._store import _BLOBS_DIR, _FILE_TYPES, _default_info, _ModelInfo, _now, _sha256
+from ._wire import _json, _json_error, _Wire
+
+# Ollama: `pull model manifest: %s` of os.ErrNotExist
+_PULL_FAILURE = "pull model manifest: file does not exist"
+_TRANSFER_STEPS = 4  # progress lines with `completed` per layer
+_MANIFESTS_DIR = "/root/.ollama/models/manifests/registry.ollama.ai/library"
+
+
+def _transfer_lines(verb: str, digest: str, total: int) -> list[dict[str, Any]]:
+    """Progress of one layer: `completed` is absent until non-zero (Go's omitempty), then grows to
+    `total`."""
+    status = f"{verb} {digest[7:19]}"
+    lines: list[dict[str, Any]] = [{"status": status, "digest": digest, "total": total}]
+    lines += [{"status": status, "digest": digest, "total": total,
+               "completed": total * step // _TRANSFER_STEPS}
+              for step in range(1, _TRANSFER_STEPS + 1)]
+    return lines
+
+
+def _files_kind(files: object) -> str | None:
+    """What Ollama makes of create's `files` from their names: "gguf", "safetensors", or None
+    (unknown)."""
+    if not isinstance(files, dict):
+        return None
+    for name in files:
+        if name.endswith(".safetensors"):
+            return "safetensors"
+        if name.endswith((".gguf", ".bin")):
+            return "gguf"
+    return None
+
+
+class _ProgressRoutes(_Wire):
+    """`/api/pull`, `/api/push` and `/api/create`, mixed into FakeOllama."""
+
+    async def _pull(self, request: web.Request) -> web.StreamResponse:
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        model = body.get("model") or body.get("name")
+        if not model or not isinstance(model, str):
+            return _json_error(400, "invalid model name")
+        lines, pulled = self._pull_lines(model)
+        return await self._progress(request, body, lines, lambda: self._add_pulled(pulled))
+
+    def _pull_lines(self, name: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """Ollama's pull progress for `name`, and the names that become known if it succeeds."""
+        canonical = self._canonical(name)
+        lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
+        if canonical not in self.models and canonical not in self.pullable:
+            lines.append({"error": _PULL_FAILURE})
+            return lines, []
+        for digest, size in self._info(canonical).layers:
+            lines += _transfer_lines("pulling", digest, size)
+        lines += [{"status": "verifying sha256 digest"}, {"status": "writing manifest"},
+                  {"status": "success"}]
+        return lines, [canonical]
+
+    def _add_pulled(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.models:
+                self._add_model(name)
+
+    async def _push(self, request: web.Request) -> web.StreamResponse:
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        model = body.get("model") or body.get("name")
+        if not model or not isinstance(model, str):
+            return _json_error(400, "model is required")
+        canonical = self._canonical(model)
+        lines: list[dict[str, Any]] = [{"status": "retrieving manifest"}]
+        if canonical not in self.models:
+            base, _, tag = canonical.partition(":")
+            missing = f"open {_MANIFESTS_DIR}/{base}/{tag}: no such file or directory"
+            lines += [{"status": "couldn't retrieve manifest"}, {"error": missing}]
+        else:
+            for digest, size in self._info(canonical).layers:
+                lines += _transfer_lines("pushing", digest, size)
+            lines += [{"status": "pushing manifest"}, {"status": "success"}]
+        return await self._progress(request, body, lines)
+
+    async def _create(self, request: web.Request) -> web.StreamResponse:
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        model = body.get("model") or body.get("name")
+        if not model or not isinstance(model, str):
+            return _json_error(400, "invalid model name")
+        source, files = body.get("from"), body.get("files")
+        if not source and files is None:
+            return _json_error(400, "neither 'from' or 'files' was specified")
+        if files is not None and not source:
+            kind = _files_kind(files)
+            if kind is None:
+                return _json_error(400, "unknown type")
+            lines, info = self._create_from_files(model, files, kind)
+            pulled: list[str] = []
+        else:
+            lines, info, pulled = self._create_from_model(str(source))
+        if info is not None:
+            lines, info = self._create_layers(body, info, lines)
+        if info is not None:
+            lines += [{"status": "writing manifest"}, {"status": "success"}]
+        created = info
+
+        def commit() -> None:
+            self._add_pulled(pulled)
+            if created is not None:
+                self._add_model(model, created)
+
+        return await self._progress(request, body, lines, commit)
+
+    def _create_from_model(
+        self, source: str,
+    ) -> tuple[list[dict[str, Any]], _ModelInfo | None, list[str]]:
+        """Ollama pulls a `from` model it does not have first, and fails with the pull's error."""
+        lines: list[dict[str, Any]] = []
+        pulled: list[str] = []
+        canonical = self._canonical(source)
+        if canonical not in self.models:
+            lines, pulled = self._pull_lines(source)
+            if not pulled:
+                return lines, None, []
+        base = self._info(canonical)
+        info = dataclasses.replace(base, parent=canonical, parameters=dict(base.parameters))
+        return lines, info, pulled
+
+    def _create_from_files(self, name: str, files: Mapping[str, Any],
+                           kind: str) -> tuple[list[dict[str, Any]], _ModelInfo | None]:
+        """`files` maps file names to digests of uploaded blobs (POST /api/blobs/:digest)."""
+        lines: list[dict[str, Any]] = []
+        for digest in files.values():
+            lines.append({"status": "parsing GGUF" if kind == "gguf" else "converting model"})
+            blob = self.blobs.get(str(digest))
+            if blob is None:
+                path = f"{_BLOBS_DIR}/{str(digest).replace(':', '-')}"
+                lines.append({"error": f"open {path}: no such file or directory"})
+                return lines, None
+            if kind == "gguf" and not blob.startswith(b"GGUF"):
+                lines.append({"error": "supplied file was not in GGUF format"})
+                return lines, None
+        info = dataclasses.replace(_default_info(self._canonical(name)), quantization="F16")
+        return lines, info
+
+    def _create_layers(
+        self, request: Mapping[str, Any], info: _ModelInfo, lines: list[dict[str, Any]],
+    ) -> tuple[list[dict[str, Any]], _ModelInfo | None]:
+        """The statuses of docs/api.md's create example: metadata, quantizing, then one per new
+        layer."""
+        lines = [*lines, {"status": "reading model metadata"}]
+        quantize = request.get("quantize") or request.get("quantization")
+        if quantize:
+            wanted = str(quantize).upper()
+            if info.quantization not in ("F16", "F32"):
+                failure = "quantization is only supported for F16 and F32 models"
+                return [*lines, {"error": failure}], None
+            if wanted not in _FILE_TYPES:
+                return [*lines, {"error": f"unsupported quantization type {quantize}"}], None
+            lines.append({"status": f"quantizing {info.quantization} model to {wanted}"})
+            info = dataclasses.replace(info, quantization=wanted)
+        changes: dict[str, Any] = {}
+        for key in ("template", "system", "license"):
+            value = request.get(key)
+            if isinstance(value, str) and value:
+                lines.append({"status": f"creating {key} layer"})
+                changes[key] = value
+        parameters = request.get("parameters")
+        if isinstance(parameters, dict) and parameters:
+            lines.append({"status": "creating parameters layer"})
+            changes["parameters"] = {**info.parameters, **parameters}
+        digest = _sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS).decode())
+        return lines, dataclasses.replace(info, digest=digest, modified_at=_now(), **changes)
+
+    async def _progress(self, request: web.Request, body: Mapping[str, Any],
+                        lines: list[dict[str, Any]],
+                        commit: Callable[[], None] | None = None) -> web.StreamResponse:
+        """Stream progress `lines` (paced by chunk_delay); `commit` applies the change just before
+        the final `success`. With `stream: false`, Ollama answers only the last status, or a 500
+        with the error."""
+        failed = "error" in lines[-1]
+        if body.get("stream") is False:
+            if failed:
+                return _json_error(500, str(lines[-1]["error"]))
+            if commit is not None:
+                commit()
+            return _json(lines[-1])
+        return await self._stream(request, lines, FakeReply(), None if failed else commit)
