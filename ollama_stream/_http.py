@@ -99,7 +99,7 @@ class Exchange:
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
                  "method", "model", "parse", "path", "request", "response", "retry", "rng", "sleep",
-                 "timeouts", "transport", "watchdog")
+                 "timeouts", "transport", "url", "watchdog")
 
     def __init__(self, transport: Transport, path: str, body: Any, model: str | None, *,
                  timeouts: Timeouts, retry: RetryPolicy, max_line_bytes: int,
@@ -108,6 +108,7 @@ class Exchange:
                  acc: _Accumulator | None = None, backend: Any = None, request: Any = None) -> None:
         self.transport = transport
         self.path = path
+        self.url = transport.host + path
         self.method = method
         self.body = body
         self.model = model
@@ -126,10 +127,6 @@ class Exchange:
         self.failures: list[str] = []
         self.finished = False
         self.error: BaseException | None = None
-
-    @property
-    def url(self) -> str:
-        return self.transport.host + self.path
 
     @property
     def what(self) -> str:

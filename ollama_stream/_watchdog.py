@@ -81,7 +81,12 @@ class Watchdog:
         """Enter `phase` ("first_chunk", "idle", "drain"); idle takes its deadline from `last`."""
         self.phase = phase
         self.phase_deadline = deadline
-        self._arm(self.loop.time())
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        when, _ = self._next(self.loop.time())
+        if when != INF:
+            self._handle = self.loop.call_at(when, self._fire)
 
     def _next(self, now: float) -> tuple[float, str]:
         if self.phase == "idle":
@@ -91,14 +96,6 @@ class Watchdog:
         if self.total_deadline <= when:
             return self.total_deadline, "total"
         return when, self.phase
-
-    def _arm(self, now: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        when, _ = self._next(now)
-        if when != INF:
-            self._handle = self.loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._handle = None
