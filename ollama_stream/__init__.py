@@ -1,4 +1,5 @@
-"""ollama_stream: a small, fast Ollama SDK speaking the native NDJSON protocol over aiohttp + orjson.
+"""ollama_stream: a small, fast Ollama SDK speaking the native NDJSON protocol over aiohttp +
+orjson.
 
     async with AsyncOllama() as client:
         async for chunk in client.chat("qwen3", [{"role": "user", "content": "Hi"}]):
@@ -53,7 +54,8 @@ _LAZY = {
                      "SyncToolLoop"], "sync"),
     "ToolLoop": "agent", "Tool": "tools", "ToolResult": "tools",
     **dict.fromkeys(["EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails",
-                     "ModelInfo", "Progress", "PsResult", "RunningModel", "ShowResult"], "endpoints"),
+                     "ModelInfo", "Progress", "PsResult", "RunningModel", "ShowResult"],
+                    "endpoints"),
     **dict.fromkeys(["ChatBackend", "ChatRequest", "infer_provider"], "backends"),
     **dict.fromkeys(["Settings", "client_for"], "settings"),
 }

@@ -7,8 +7,8 @@ Rules of this room:
    module sees our errors only, each raised `from` the foreign exception it stands for.
 2. An attempt either returns an open response with what its reader needed, or raises an OllamaError
    having closed the response: a failed attempt leaves nothing open.
-3. Whether a failure is retried is not decided here (`RetryPolicy.retries` does that); what a failure
-   is, is: `map_error` says, for instance, that a TLS failure cannot be fixed by retrying.
+3. Whether a failure is retried is not decided here (`RetryPolicy.retries` does that); what a
+   failure is, is: `map_error` says, for instance, that a TLS failure cannot be fixed by retrying.
 """
 
 from __future__ import annotations
@@ -48,14 +48,16 @@ TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, Expired)
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _STATUS_HINTS = {
-    400: "The server rejected the request: check the arguments (does the model support think/tools?).",
+    400: "The server rejected the request: check the arguments (does the model support "
+         "think/tools?).",
     401: "The server wants credentials: set OLLAMA_API_KEY or pass an Authorization header.",
     403: "The server refused the request: check OLLAMA_ORIGINS on the server or the proxy's rules.",
     408: "The server timed out reading the request; try again.",
     429: "The server is rate-limiting; wait and try again.",
     500: "The server failed: see the Ollama server log for the cause.",
     502: "A proxy in front of Ollama could not reach it: check that Ollama is running behind it.",
-    503: "The server is busy (queue full); try again later, or raise OLLAMA_MAX_QUEUE on the server.",
+    503: "The server is busy (queue full); try again later, or raise OLLAMA_MAX_QUEUE on the "
+         "server.",
     504: "A proxy in front of Ollama timed out waiting for it: check the server, or raise the "
          "proxy's timeout.",
 }
@@ -91,10 +93,11 @@ class _Accumulator(Protocol):
 
 class Exchange:
     """The state of one request: shared by its stream, its read loop and the attempt loop, and never
-    pointing back at the stream (so an abandoned stream is freed, and closed, by reference counting).
+    pointing back at the stream (so an abandoned stream is freed, and closed, by reference
+    counting).
 
-    `body` is bytes, or a zero-argument callable giving a fresh body for each attempt. With `backend`
-    set, the chunks come from that ChatBackend (given `request`) instead of the server.
+    `body` is bytes, or a zero-argument callable giving a fresh body for each attempt. With
+    `backend` set, the chunks come from that ChatBackend (given `request`) instead of the server.
     """
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
@@ -258,8 +261,8 @@ First = Callable[[Response, Exchange], Awaitable[T]]
 
 
 async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
-    """One attempt: send the request, check the status and content type, and let `first` read what it
-    needs (the first lines of a stream, or the whole body). Raises only OllamaErrors (rule 2)."""
+    """One attempt: send the request, check the status and content type, and let `first` read what
+    it needs (the first lines of a stream, or the whole body). Raises only OllamaErrors (rule 2)."""
     watchdog = exchange.watchdog
     assert watchdog is not None
     try:
@@ -291,8 +294,8 @@ async def _send(exchange: Exchange, watchdog: Watchdog, first: First[T]) -> tupl
         raise await status_error(resp, exchange)
     if resp.headers.get("Content-Type", "").startswith("text/html"):
         raise ProtocolError(
-            f"{exchange.url} answered {resp.status} with an HTML page, not Ollama's JSON; is host / "
-            "OLLAMA_HOST pointing at Ollama (and not at a web server or a proxy's page)?"
+            f"{exchange.url} answered {resp.status} with an HTML page, not Ollama's JSON; is "
+            "host / OLLAMA_HOST pointing at Ollama (and not at a web server or a proxy's page)?"
         )
     return resp, await first(resp, exchange)
 
@@ -303,7 +306,8 @@ async def read_body(resp: Response, exchange: Exchange) -> bytes:
 
 
 async def status_error(resp: Response, exchange: Exchange) -> ResponseError:
-    """The error for a non-2xx answer, with the server's own text (from `{"error": ...}` or the body)."""
+    """The error for a non-2xx answer, with the server's own text (from `{"error": ...}` or the
+    body)."""
     try:
         body = await resp.content.read(_ERROR_BODY_LIMIT)
     except TRANSPORT_ERRORS:
@@ -330,8 +334,8 @@ async def status_error(resp: Response, exchange: Exchange) -> ResponseError:
 
 
 def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> OllamaError:
-    """Our error for a failure of the transport (aiohttp, the OS) or of a phase limit. `started`: output
-    already reached the caller, so a dropped connection is a StreamInterrupted."""
+    """Our error for a failure of the transport (aiohttp, the OS) or of a phase limit. `started`:
+    output already reached the caller, so a dropped connection is a StreamInterrupted."""
     kw = _context(exchange)
     url, host = exchange.url, exchange.transport.host
     if isinstance(exc, (Expired, aiohttp.ConnectionTimeoutError)):

@@ -1,15 +1,17 @@
-"""The one attempt loop, for native requests and for backends alike: try, and on a failure that may be
-retried, wait and try again, until the first chunk (or the whole reply) is in hand.
+"""The one attempt loop, for native requests and for backends alike: try, and on a failure that may
+be retried, wait and try again, until the first chunk (or the whole reply) is in hand.
 
 Rules of this room, and why:
 1. An attempt is a coroutine function that returns what the caller needs to go on (an open response
-   and its first lines, a whole body, a backend's first chunk), or raises an OllamaError having closed
-   whatever it opened. Nothing it returns has reached the caller yet, so a retry never repeats text.
+   and its first lines, a whole body, a backend's first chunk), or raises an OllamaError having
+   closed whatever it opened. Nothing it returns has reached the caller yet, so a retry never
+   repeats text.
 2. `RetryPolicy.retries(error)` alone decides whether a failure may be retried; this loop adds only
    the count (`max_attempts`) and the clock (the `total` deadline).
 3. No phase timer runs during the wait (the watchdog is disarmed), and a wait that would pass the
    `total` deadline ends the request at once with the last error.
-4. Every failed attempt is logged in `exchange.failures`, so the final error can say why each failed.
+4. Every failed attempt is logged in `exchange.failures`, so the final error can say why each
+   failed.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ T = TypeVar("T")
 
 
 async def first_success(exchange: Exchange, attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run `attempt` until it succeeds, or raise its last error once the policy, the attempt count or
-    the total deadline says stop. Arms `exchange.watchdog` for the whole request."""
+    """Run `attempt` until it succeeds, or raise its last error once the policy, the attempt count
+    or the total deadline says stop. Arms `exchange.watchdog` for the whole request."""
     loop = asyncio.get_running_loop()
     watchdog = exchange.watchdog = Watchdog(loop, exchange.timeouts)
     policy = exchange.retry

@@ -1,20 +1,22 @@
-"""The phase timers of one request: first_chunk, idle and total (connect is aiohttp's own sock_connect).
+"""The phase timers of one request: first_chunk, idle and total (connect is aiohttp's own
+sock_connect).
 
 Rules of this room, and why:
-1. One timer per request, never one per line. A read only stores a timestamp (`last`); when the timer
-   fires it re-arms itself if the deadline moved. A stream of thousands of lines costs a few timer events.
-2. Expiry never raises inside the caller's code. It fails the pending read (`reader.set_exception`), or,
-   before a response exists, cancels the task, but only while that task awaits the server (`waiting`),
-   and `waiting` turns that cancel into `Expired`. A limit that passes while the caller's code runs is
-   raised by the next read (`fired` is set).
-3. An outside cancel is never swallowed: a cancel counts as ours only when it was the only one asked for
-   (`Task.uncancel` on 3.11+; 3.10 cannot tell the two apart).
+1. One timer per request, never one per line. A read only stores a timestamp (`last`); when the
+   timer fires it re-arms itself if the deadline moved. A stream of thousands of lines costs a few
+   timer events.
+2. Expiry never raises inside the caller's code. It fails the pending read (`reader.set_exception`),
+   or, before a response exists, cancels the task, but only while that task awaits the server
+   (`waiting`), and `waiting` turns that cancel into `Expired`. A limit that passes while the
+   caller's code runs is raised by the next read (`fired` is set).
+3. An outside cancel is never swallowed: a cancel counts as ours only when it was the only one asked
+   for (`Task.uncancel` on 3.11+; 3.10 cannot tell the two apart).
 4. No phase runs between attempts: the attempt loop calls `cancel()` before it sleeps, and only
    `total_deadline` spans the whole request.
 
 Contract: make one per request, call `start_attempt()` at each attempt, set `reader` once a response
-exists, `set_phase("idle")` once the first chunk is out, set `last` and `reading` around each read, and
-`cancel()` when the request ends.
+exists, `set_phase("idle")` once the first chunk is out, set `last` and `reading` around each read,
+and `cancel()` when the request ends.
 """
 
 from __future__ import annotations
@@ -110,11 +112,11 @@ class Watchdog:
         elif self.task is not None and self.reading:
             self.cancelled_task = True
             self.task.cancel()
-        # Otherwise the caller's own code is running (between chunks of a backend): the next read raises.
+        # Otherwise the caller's own code runs (between chunks of a backend): the next read raises.
 
     async def waiting(self, awaitable: Awaitable[T]) -> T:
-        """Await the server (or a backend) with the limits armed: while it waits, the watchdog may cancel
-        the task, and that cancel comes out as `Expired`, never as a CancelledError."""
+        """Await the server (or a backend) with the limits armed: while it waits, the watchdog may
+        cancel the task, and that cancel comes out as `Expired`, never as a CancelledError."""
         self.reading = True
         try:
             return await awaitable
@@ -141,7 +143,8 @@ class Watchdog:
 
 
 def _only_our_cancel(task: asyncio.Task[Any] | None) -> bool:
-    """After the watchdog cancelled `task`: was that the only cancel asked for (so it is a timeout)?"""
+    """After the watchdog cancelled `task`: was that the only cancel asked for (so it is a
+    timeout)?"""
     if task is None:
         return False
     if sys.version_info >= (3, 11):

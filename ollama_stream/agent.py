@@ -1,8 +1,8 @@
-"""The tool loop: stream a reply, run the tool calls it makes, send the results back, until the model
-answers.
+"""The tool loop: stream a reply, run the tool calls it makes, send the results back, until the
+model answers.
 
-It drives anything with a `chat` method shaped like `AsyncOllama.chat` (the `ChatClient` protocol), so
-it does not import the client; the tools themselves run through `ollama_stream.tools`.
+It drives anything with a `chat` method shaped like `AsyncOllama.chat` (the `ChatClient` protocol),
+so it does not import the client; the tools themselves run through `ollama_stream.tools`.
 """
 
 from __future__ import annotations
@@ -37,26 +37,30 @@ class ChatClient(Protocol):
 
 
 class ToolLoop:
-    """An async iterator over one agent run: each round's ChatChunks as they stream, then one ToolResult per
-    executed call, then the next round, until a round makes no tool calls.
+    """An async iterator over one agent run: each round's ChatChunks as they stream, then one
+    ToolResult per executed call, then the next round, until a round makes no tool calls.
 
-    `loop.messages` is the whole history (the input messages, each assistant message with its thinking and
-    tool calls, one `tool` message per call); `loop.result` is the final round's ChatResult.
+    `loop.messages` is the whole history (the input messages, each assistant message with its
+    thinking and tool calls, one `tool` message per call); `loop.result` is the final round's
+    ChatResult.
     """
 
-    def __init__(self, client: ChatClient, model: str, messages: Sequence[Message | dict[str, Any]],
-                 tools: Sequence[Any], *, max_rounds: int, on_error: str, tool_timeout: float | None,
+    def __init__(self, client: ChatClient, model: str,
+                 messages: Sequence[Message | dict[str, Any]], tools: Sequence[Any], *,
+                 max_rounds: int, on_error: str, tool_timeout: float | None,
                  chat_options: dict[str, Any]) -> None:
         if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
             raise ValueError(f"max_rounds must be a positive int, got {max_rounds!r}")
         if on_error not in ("return", "raise"):
-            raise ValueError(f"on_error must be 'return' (send the error to the model) or 'raise', got {on_error!r}")
+            raise ValueError("on_error must be 'return' (send the error to the model) or 'raise', "
+                             f"got {on_error!r}")
         self.tools: list[Tool] = [as_tool(item) for item in tools]
         names = [tool.name for tool in self.tools]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"two tools share the name(s) {', '.join(duplicates)}")
-        self.messages: list[Message] = [m if isinstance(m, Message) else Message.from_dict(m) for m in messages]
+        self.messages: list[Message] = [m if isinstance(m, Message) else Message.from_dict(m)
+                                        for m in messages]
         self.result: ChatResult | None = None
         self.rounds = 0
         self._client = client
@@ -111,14 +115,17 @@ class ToolLoop:
             if self.rounds >= self._max_rounds:
                 raise MaxRoundsError(
                     f"the model still asked for tools after max_rounds={self._max_rounds} rounds "
-                    f"({', '.join(call.name for call in calls)}); raise max_rounds or check the tools' answers. "
+                    f"({', '.join(call.name for call in calls)}); raise max_rounds or check the "
+                    "tools' answers. "
                     "The history, with these unanswered calls last (not executed), is in .messages",
                     messages=list(self.messages),
                 )
             results = await run_tool_calls(self.tools, calls, timeout=self._tool_timeout)
             for call, outcome in zip(calls, results, strict=True):
                 if outcome.error is not None and self._on_error == "raise":
-                    raise ToolError(f"tool call {call.name}({outcome.arguments}) failed: {outcome.error}",
+                    raise ToolError(f"tool call {call.name}({outcome.arguments}) failed: "
+                                    f"{outcome.error}",
                                     result=outcome, messages=list(self.messages))
-                self.messages.append(Message("tool", outcome.content, tool_name=call.name, tool_call_id=call.id))
+                self.messages.append(Message("tool", outcome.content, tool_name=call.name,
+                                             tool_call_id=call.id))
                 yield outcome

@@ -1,5 +1,5 @@
-"""AsyncOllama, the asyncio client: its arguments, its lifecycle, and one short method per endpoint of
-Ollama's native API. The exchanges themselves are the lower rooms' work: `_http` sends and maps
+"""AsyncOllama, the asyncio client: its arguments, its lifecycle, and one short method per endpoint
+of Ollama's native API. The exchanges themselves are the lower rooms' work: `_http` sends and maps
 errors, `_retry` retries, `_watchdog` times the phases, `streams` reads the streams.
 
 Also here: NativeBackend, the native path as a ChatBackend object (it wraps an AsyncOllama).
@@ -41,8 +41,8 @@ class AsyncOllama:
     added to every request; OLLAMA_API_KEY, when set, is sent as a bearer token. `timeouts` and
     `retry` set the phase limits and the retry policy; `max_line_bytes` bounds one NDJSON line;
     `pool_limit` caps open connections; `ssl` is passed to aiohttp (TLS verification stays on unless
-    you pass something here); `backend` makes chat come from a ChatBackend instead of the native API.
-    Use it as `async with AsyncOllama() as client:` or call `await client.aclose()`.
+    you pass something here); `backend` makes chat come from a ChatBackend instead of the native
+    API. Use it as `async with AsyncOllama() as client:` or call `await client.aclose()`.
     """
 
     def __init__(
@@ -132,9 +132,10 @@ class AsyncOllama:
         logprobs: bool | None = None,
         top_logprobs: int | None = None,
     ) -> ChatStream:
-        """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent until
-        the returned ChatStream is iterated. An argument left as None is not sent (the server's default
-        holds). `tools` takes Python functions, `Tool`s, or schema dicts (sent unchanged).
+        """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent
+        until the returned ChatStream is iterated. An argument left as None is not sent (the
+        server's default holds). `tools` takes Python functions, `Tool`s, or schema dicts (sent
+        unchanged).
         """
         if (tools is not None and not isinstance(tools, (str, bytes, dict))
                 and isinstance(tools, Sequence) and not all(type(tool) is dict for tool in tools)):
@@ -164,12 +165,12 @@ class AsyncOllama:
         tool_timeout: float | None = None,
         **chat_options: Any,
     ) -> ToolLoop:
-        """Run an agent loop: stream a reply, run the tool calls it makes (concurrently, in the model's
-        order), send the results back, and stream again until a reply makes no calls. Iterate the
-        returned ToolLoop for ChatChunks and ToolResults; `.messages` then holds the whole history. A
-        failing tool's error is sent to the model as its result (`on_error="raise"` raises ToolError
-        instead); more than `max_rounds` model calls raises MaxRoundsError. `tool_timeout` bounds each
-        call (a Tool's own timeout wins).
+        """Run an agent loop: stream a reply, run the tool calls it makes (concurrently, in the
+        model's order), send the results back, and stream again until a reply makes no calls.
+        Iterate the returned ToolLoop for ChatChunks and ToolResults; `.messages` then holds the
+        whole history. A failing tool's error is sent to the model as its result (`on_error="raise"`
+        raises ToolError instead); more than `max_rounds` model calls raises MaxRoundsError.
+        `tool_timeout` bounds each call (a Tool's own timeout wins).
         """
         from .agent import ToolLoop
 
@@ -195,7 +196,8 @@ class AsyncOllama:
         top_logprobs: int | None = None,
     ) -> GenerateStream:
         """Stream a completion from `POST /api/generate`. Arguments are checked now; nothing is sent
-        until the stream is iterated. Images may be bytes, paths, or base64 strs. None = not sent."""
+        until the stream is iterated. Images may be bytes, paths, or base64 strs. None = not
+        sent."""
         from .endpoints import GenerateAccumulator, build_generate_request, parse_generate_chunk
 
         body = build_generate_request(model, prompt, suffix=suffix, system=system,
@@ -213,8 +215,8 @@ class AsyncOllama:
                                              acc=ProgressAccumulator()))
 
     def pull(self, model: str, *, insecure: bool = False) -> ProgressStream:
-        """Download a model: a stream of Progress lines (per layer: digest, total, completed), ending
-        in `success`. An `{"error"}` line (e.g. an unknown model) raises StreamError."""
+        """Download a model: a stream of Progress lines (per layer: digest, total, completed),
+        ending in `success`. An `{"error"}` line (e.g. an unknown model) raises StreamError."""
         from .endpoints import build_transfer_request
 
         return self._progress("/api/pull", model, build_transfer_request(model, insecure=insecure))
@@ -239,8 +241,8 @@ class AsyncOllama:
         messages: Sequence[Message | dict[str, Any]] | None = None,
         quantize: str | None = None,
     ) -> ProgressStream:
-        """Create a model from another (`from_`) or from uploaded blobs (`files`: name -> digest, see
-        `create_blob`): a stream of Progress lines ending in `success`."""
+        """Create a model from another (`from_`) or from uploaded blobs (`files`: name -> digest,
+        see `create_blob`): a stream of Progress lines ending in `success`."""
         from .endpoints import build_create_request
 
         body = build_create_request(model, from_=from_, files=files, adapters=adapters,
@@ -248,7 +250,7 @@ class AsyncOllama:
                                     parameters=parameters, messages=messages, quantize=quantize)
         return self._progress("/api/create", model, body)
 
-    # -- plain request/response endpoints -----------------------------------------------------------
+    # -- plain request/response endpoints ---------------------------------------------------------
 
     async def embed(
         self,
@@ -310,8 +312,8 @@ class AsyncOllama:
         await self._unary("POST", "/api/copy", build_copy_request(source, destination), source)
 
     async def create_blob(self, path: str | os.PathLike[str]) -> str:
-        """Upload a file as a blob (`POST /api/blobs/sha256:...`) unless the server has it; return its
-        digest, for `create(files={name: digest})`."""
+        """Upload a file as a blob (`POST /api/blobs/sha256:...`) unless the server has it; return
+        its digest, for `create(files={name: digest})`."""
         file = os.fspath(path)
         digest = "sha256:" + await asyncio.to_thread(_sha256_of, file)
         if not await self.has_blob(digest):
@@ -332,7 +334,8 @@ class AsyncOllama:
         return True
 
     async def is_running(self) -> bool:
-        """True when an Ollama server answers at `host` (`GET /`); False when nothing listens there."""
+        """True when an Ollama server answers at `host` (`GET /`); False when nothing listens
+        there."""
         try:
             await self._unary("GET", "/", retry=_NO_RETRY)
         except (OllamaConnectionError, OllamaTimeoutError):
@@ -345,7 +348,8 @@ class AsyncOllama:
         try:
             decoded = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise ProtocolError(f"{self.host}{path} did not answer with JSON: {data[:200]!r}") from None
+            raise ProtocolError(f"{self.host}{path} did not answer with JSON: "
+                                f"{data[:200]!r}") from None
         if not isinstance(decoded, dict):
             raise ProtocolError(f"{self.host}{path} answered a JSON {type(decoded).__name__}, "
                                 "not an object")
@@ -370,7 +374,8 @@ class AsyncOllama:
 
 class NativeBackend:
     """Ollama's native `/api/chat` over aiohttp, as a backend object (no retries of its own: the
-    client above retries). `AsyncOllama()` without a backend runs the same code without this wrapper."""
+    client above retries). `AsyncOllama()` without a backend runs the same code without this
+    wrapper."""
 
     def __init__(self, host: str | None = None, **client_options: Any) -> None:
         self._client = AsyncOllama(host, retry=_NO_RETRY, **client_options)

@@ -51,10 +51,11 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 def resolve_host(host: str | None = None) -> str:
     """The base URL to talk to: `host`, else `OLLAMA_HOST`, else http://127.0.0.1:11434.
 
-    Follows Ollama's own rules (envconfig.Host): whitespace and quotes stripped; no scheme -> http on port
-    11434; `http://` without a port -> 80, `https://` -> 443; `:1234` -> 127.0.0.1:1234; bare IPv6
-    literals are bracketed; a path prefix is kept (trailing `/` dropped); the listen addresses 0.0.0.0
-    and :: become 127.0.0.1 and ::1. Any scheme other than http or https is a ValueError.
+    Follows Ollama's own rules (envconfig.Host): whitespace and quotes stripped; no scheme -> http
+    on port 11434; `http://` without a port -> 80, `https://` -> 443; `:1234` -> 127.0.0.1:1234;
+    bare IPv6 literals are bracketed; a path prefix is kept (trailing `/` dropped); the listen
+    addresses 0.0.0.0 and :: become 127.0.0.1 and ::1. Any scheme other than http or https is a
+    ValueError.
     """
     source = "host"
     if host is None:
@@ -87,7 +88,8 @@ def resolve_host(host: str | None = None) -> str:
     if port is None:
         port = default_port
     if not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ValueError(f"{source}={host!r}: the port must be a number from 1 to 65535, not {port!r}")
+        raise ValueError(f"{source}={host!r}: the port must be a number from 1 to 65535, "
+                         f"not {port!r}")
 
     ip = _parse_ip(name)
     if ip is None and (name or hostport.startswith("[")):
@@ -153,18 +155,20 @@ def _check_limit(name: str, value: float | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Timeouts.{name} must be a number of seconds or None, not {type(value).__name__}")
+        raise TypeError(f"Timeouts.{name} must be a number of seconds or None, "
+                        f"not {type(value).__name__}")
     if not value > 0:
-        raise ValueError(f"Timeouts.{name} must be > 0 seconds (or None for no limit), got {value!r}")
+        raise ValueError(f"Timeouts.{name} must be > 0 seconds (or None for no limit), "
+                         f"got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Limits in seconds for each phase of a request; None means no limit.
 
-    connect: opening the TCP (and TLS) connection. first_chunk: request sent -> first streamed line (this
-    covers loading the model, which can take minutes). idle: the gap between two lines. total: the whole
-    call, retries included.
+    connect: opening the TCP (and TLS) connection. first_chunk: request sent -> first streamed line
+    (this covers loading the model, which can take minutes). idle: the gap between two lines. total:
+    the whole call, retries included.
     """
 
     connect: float | None = 10.0
@@ -181,11 +185,11 @@ class Timeouts:
 class RetryPolicy:
     """Which failures are retried, how often, and how long to wait between attempts.
 
-    Only failures before the first chunk reaches the caller are retried: connection refused or reset,
-    DNS failures, connect and first-chunk timeouts, and HTTP 408, 429, 500, 502, 503, 504.
+    Only failures before the first chunk reaches the caller are retried: connection refused or
+    reset, DNS failures, connect and first-chunk timeouts, and HTTP 408, 429, 500, 502, 503, 504.
     The wait before retry n (n = 1, 2, ...) is min(max_delay, base_delay * 2**(n-1)) scaled by a
-    uniform factor in [1 - jitter, 1 + jitter]; a Retry-After header is honoured, capped by max_delay.
-    `max_attempts=1` turns retries off.
+    uniform factor in [1 - jitter, 1 + jitter]; a Retry-After header is honoured, capped by
+    max_delay. `max_attempts=1` turns retries off.
     """
 
     max_attempts: int = 3
@@ -197,20 +201,22 @@ class RetryPolicy:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
             raise TypeError("RetryPolicy.max_attempts must be an int")
         if self.max_attempts < 1:
-            raise ValueError(f"RetryPolicy.max_attempts must be >= 1 (1 = no retry), got {self.max_attempts}")
+            raise ValueError("RetryPolicy.max_attempts must be >= 1 (1 = no retry), "
+                             f"got {self.max_attempts}")
         if self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("RetryPolicy.base_delay and max_delay must be >= 0")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"RetryPolicy.jitter must be within 0..1, got {self.jitter}")
 
     def retries(self, error: OllamaError) -> bool:
-        """The one retry rule: may a request that failed with `error`, before its first chunk reached the
-        caller, be sent again? (How many times, and within which deadline, is the attempt loop's part.)
+        """The one retry rule: may a request that failed with `error`, before its first chunk
+        reached the caller, be sent again? (How many times, and within which deadline, is the
+        attempt loop's part.)
 
         Yes for HTTP 408, 429, 500, 502, 503 and 504; connect and first_chunk timeouts; connection
         failures a retry can fix (refused, reset, DNS, a body that ended before its first line: the
-        error's `retryable`, False for a TLS failure or an invalid URL); a backend's stream that ended
-        before its first chunk. No for every other status, protocol errors and error lines.
+        error's `retryable`, False for a TLS failure or an invalid URL); a backend's stream that
+        ended before its first chunk. No for every other status, protocol errors and error lines.
         """
         if isinstance(error, ResponseError):
             return error.status_code in RETRYABLE_STATUSES
@@ -231,7 +237,8 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date. None if absent or bad."""
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date. None if absent or
+    bad."""
     if not value:
         return None
     value = value.strip()

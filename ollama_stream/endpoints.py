@@ -1,8 +1,9 @@
 """The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed,
-tags, show and ps, their parsers and accumulators, and the request builder of every endpoint but chat.
+tags, show and ps, their parsers and accumulators, and the request builder of every endpoint but
+chat.
 
-Kept apart from the chat core so that `import ollama_stream` does not pay for them; the client imports
-this module the first time one of these endpoints is used.
+Kept apart from the chat core so that `import ollama_stream` does not pay for them; the client
+imports this module the first time one of these endpoints is used.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from .protocol import (
 from .types import Message, Metrics
 
 __all__ = [
-    "EmbedResult", "GenerateAccumulator", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails",
-    "ModelInfo", "Progress", "ProgressAccumulator", "PsResult", "RunningModel", "ShowResult",
+    "EmbedResult", "GenerateAccumulator", "GenerateChunk", "GenerateResult", "ListResult",
+    "ModelDetails", "ModelInfo", "Progress", "ProgressAccumulator", "PsResult", "RunningModel",
+    "ShowResult",
     "build_copy_request", "build_create_request", "build_delete_request", "build_embed_request",
     "build_generate_request", "build_show_request", "build_transfer_request", "check_digest",
     "parse_details", "parse_embed", "parse_generate_chunk", "parse_list", "parse_progress",
@@ -34,7 +36,8 @@ __all__ = [
 
 @dataclass(slots=True)
 class GenerateChunk:
-    """One streamed line of `/api/generate`. `context` (token ids) is set on the final chunk only."""
+    """One streamed line of `/api/generate`. `context` (token ids) is set on the final chunk
+    only."""
 
     model: str
     created_at: str
@@ -63,7 +66,8 @@ class GenerateResult:
 
 @dataclass(slots=True)
 class Progress:
-    """One progress line of pull, push or create. `completed` and `total` are bytes (None when not sent)."""
+    """One progress line of pull, push or create. `completed` and `total` are bytes (None when not
+    sent)."""
 
     status: str
     digest: str | None = None
@@ -78,7 +82,8 @@ class Progress:
 
     @property
     def fraction(self) -> float | None:
-        """completed / total for a layer being transferred (0.0 before its first bytes); None otherwise."""
+        """completed / total for a layer being transferred (0.0 before its first bytes); None
+        otherwise."""
         if not self.total:
             return 1.0 if self.done else None
         return min(1.0, (self.completed or 0) / self.total)
@@ -151,7 +156,8 @@ class PsResult:
 
 @dataclass(slots=True)
 class ShowResult:
-    """`/api/show`: a model's modelfile, template, parameters, details, architecture facts and capabilities."""
+    """`/api/show`: a model's modelfile, template, parameters, details, architecture facts and
+    capabilities."""
 
     capabilities: tuple[str, ...]
     details: ModelDetails
@@ -179,8 +185,8 @@ def _get(obj: dict[str, Any], name: str, kind: type, default: Any) -> Any:
         if type(value) not in (int, float):
             raise _bad_field(name, value, "a number")
     elif not isinstance(value, kind):
-        raise _bad_field(name, value, {str: "a string", list: "a list", dict: "an object", bool: "a boolean"}
-                         .get(kind, kind.__name__))
+        expected = {str: "a string", list: "a list", dict: "an object", bool: "a boolean"}
+        raise _bad_field(name, value, expected.get(kind, kind.__name__))
     return value
 
 
@@ -200,22 +206,23 @@ def _final_fields(obj: dict[str, Any]) -> tuple[bool, str | None, Metrics | None
 
 
 def parse_generate_chunk(obj: dict[str, Any]) -> GenerateChunk:
-    """Type one decoded `/api/generate` line (StreamError for an error line, ProtocolError for wrong types)."""
+    """Type one decoded `/api/generate` line (StreamError for an error line, ProtocolError for wrong
+    types)."""
     _raise_error_line(obj)
     done, done_reason, metrics = _final_fields(obj)
     context = _get(obj, "context", list, None)
     if context is not None and not all(type(token) is int for token in context):
         raise _bad_field("context", context, "a list of integers")
     return GenerateChunk(_get(obj, "model", str, ""), _get(obj, "created_at", str, ""),
-                         _get(obj, "response", str, ""), _get(obj, "thinking", str, ""), done, done_reason,
-                         metrics, context, _get(obj, "logprobs", list, None), obj)
+                         _get(obj, "response", str, ""), _get(obj, "thinking", str, ""), done,
+                         done_reason, metrics, context, _get(obj, "logprobs", list, None), obj)
 
 
 def parse_progress(obj: dict[str, Any]) -> Progress:
     """Type one progress line of pull, push or create."""
     _raise_error_line(obj)
-    return Progress(_get(obj, "status", str, ""), _get(obj, "digest", str, None), _get(obj, "total", int, None),
-                    _get(obj, "completed", int, None), obj)
+    return Progress(_get(obj, "status", str, ""), _get(obj, "digest", str, None),
+                    _get(obj, "total", int, None), _get(obj, "completed", int, None), obj)
 
 
 def parse_details(obj: object) -> ModelDetails:
@@ -226,7 +233,8 @@ def parse_details(obj: object) -> ModelDetails:
     families = _get(obj, "families", list, [])
     return ModelDetails(_get(obj, "parent_model", str, ""), _get(obj, "format", str, ""),
                         _get(obj, "family", str, ""), tuple(str(f) for f in families),
-                        _get(obj, "parameter_size", str, ""), _get(obj, "quantization_level", str, ""), obj)
+                        _get(obj, "parameter_size", str, ""),
+                        _get(obj, "quantization_level", str, ""), obj)
 
 
 def _objects(obj: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -241,8 +249,8 @@ def parse_list(obj: dict[str, Any]) -> ListResult:
     """`GET /api/tags`."""
     return ListResult([
         ModelInfo(_get(m, "name", str, ""), _get(m, "model", str, "") or _get(m, "name", str, ""),
-                  _get(m, "size", int, 0), _get(m, "digest", str, ""), _get(m, "modified_at", str, ""),
-                  parse_details(m.get("details")), m)
+                  _get(m, "size", int, 0), _get(m, "digest", str, ""),
+                  _get(m, "modified_at", str, ""), parse_details(m.get("details")), m)
         for m in _objects(obj, "models")
     ])
 
@@ -250,8 +258,10 @@ def parse_list(obj: dict[str, Any]) -> ListResult:
 def parse_ps(obj: dict[str, Any]) -> PsResult:
     """`GET /api/ps`."""
     return PsResult([
-        RunningModel(_get(m, "name", str, ""), _get(m, "model", str, "") or _get(m, "name", str, ""),
-                     _get(m, "size", int, 0), _get(m, "digest", str, ""), parse_details(m.get("details")),
+        RunningModel(_get(m, "name", str, ""),
+                     _get(m, "model", str, "") or _get(m, "name", str, ""),
+                     _get(m, "size", int, 0), _get(m, "digest", str, ""),
+                     parse_details(m.get("details")),
                      _get(m, "expires_at", str, ""), _get(m, "size_vram", int, 0),
                      _get(m, "context_length", int, None), m)
         for m in _objects(obj, "models")
@@ -280,11 +290,11 @@ def parse_embed(obj: dict[str, Any]) -> EmbedResult:
 
 
 class GenerateAccumulator:
-    """Folds GenerateChunks: response and thinking concatenated; context, metrics and done_reason from the
-    final chunk."""
+    """Folds GenerateChunks: response and thinking concatenated; context, metrics and done_reason
+    from the final chunk."""
 
-    __slots__ = ("_logprobs", "_response", "_thinking", "chunks", "context", "done", "done_reason", "metrics",
-                 "model")
+    __slots__ = ("_logprobs", "_response", "_thinking", "chunks", "context", "done", "done_reason",
+                 "metrics", "model")
 
     def __init__(self) -> None:
         self._response: list[str] = []
@@ -316,8 +326,8 @@ class GenerateAccumulator:
         return Message("assistant", "".join(self._response), "".join(self._thinking))
 
     def result(self) -> GenerateResult:
-        return GenerateResult("".join(self._response), "".join(self._thinking), self.context, self.done_reason,
-                              self.metrics, self.model, self._logprobs)
+        return GenerateResult("".join(self._response), "".join(self._thinking), self.context,
+                              self.done_reason, self.metrics, self.model, self._logprobs)
 
 
 class ProgressAccumulator:
@@ -344,24 +354,26 @@ class ProgressAccumulator:
         return self.last.status if self.last is not None else ""
 
 
-def _optional(body: dict[str, Any], name: str, value: Any, kind: type | tuple[type, ...], what: str) -> None:
-    """Put `value` in `body` when it is set, after checking its type (bools are not numbers here)."""
+def _optional(body: dict[str, Any], name: str, value: Any, kind: type | tuple[type, ...],
+              what: str) -> None:
+    """Put `value` in `body` when it is set, after checking its type (a bool is not a number)."""
     if value is None:
         return
-    if (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))) or \
-            not isinstance(value, kind):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kind):
         raise TypeError(f"{name} must be {what}, not {type(value).__name__}")
     body[name] = value
 
 
 def build_generate_request(
-    model: str, prompt: str | None = None, *, suffix: str | None = None, system: str | None = None,
-    template: str | None = None, context: Sequence[int] | None = None, raw: bool | None = None,
-    images: Sequence[Any] | None = None, format: object = None, options: dict[str, Any] | None = None,
-    keep_alive: float | str | None = None, think: object = None, logprobs: bool | None = None,
-    top_logprobs: int | None = None, stream: bool = True,
+    model: str, prompt: str | None = None, *, suffix: str | None = None,
+    system: str | None = None, template: str | None = None, context: Sequence[int] | None = None,
+    raw: bool | None = None, images: Sequence[Any] | None = None, format: object = None,
+    options: dict[str, Any] | None = None, keep_alive: float | str | None = None,
+    think: object = None, logprobs: bool | None = None, top_logprobs: int | None = None,
+    stream: bool = True,
 ) -> dict[str, Any]:
-    """Validate the arguments of a generate call and build its JSON body. Only arguments that are set are sent."""
+    """Validate the arguments of a generate call and build its JSON body (only what is set)."""
     body: dict[str, Any] = {"model": check_model(model), "stream": stream}
     _optional(body, "prompt", prompt, str, "a str")
     _optional(body, "suffix", suffix, str, "a str")
@@ -369,13 +381,14 @@ def build_generate_request(
     _optional(body, "template", template, str, "a str")
     if context is not None:
         if isinstance(context, (str, bytes)) or not all(type(t) is int for t in context):
-            raise TypeError("context must be a list of ints (the `context` of an earlier generate result)")
+            raise TypeError("context must be a list of ints (the `context` of an earlier "
+                            "generate result)")
         body["context"] = list(context)
     _optional(body, "raw", raw, bool, "a bool")
     if images is not None:
         body["images"] = list(Message("user", images=images).images)
-    _add_generation_options(body, think=think, format=format, options=options, keep_alive=keep_alive,
-                            logprobs=logprobs, top_logprobs=top_logprobs)
+    _add_generation_options(body, think=think, format=format, options=options,
+                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
     return body
 
 

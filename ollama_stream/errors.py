@@ -1,19 +1,19 @@
 """Every error this SDK raises, in one tree.
 
-    OllamaError                      base; every error below carries .partial and .attempts
-    ├── OllamaConnectionError        (also a builtin ConnectionError) refused, reset, DNS failure
-    ├── OllamaTimeoutError           (also a builtin TimeoutError) .phase: connect|first_chunk|idle|total
-    ├── ResponseError                a non-2xx HTTP status; .status_code, .error (the server's text)
-    │   └── ModelNotFoundError       HTTP 404: the model is not pulled; .model
-    ├── StreamError                  an {"error": ...} line after output started
-    ├── StreamInterrupted            the stream ended (EOF, dropped connection) before `done: true`
-    ├── ProtocolError                the server sent something that is not Ollama's protocol
-    ├── ToolError                    a tool call failed and the loop was told on_error="raise"; .result
-    └── MaxRoundsError               the tool loop hit max_rounds; .messages holds the history
+    OllamaError                  base; every error below carries .partial and .attempts
+    ├── OllamaConnectionError    (also a builtin ConnectionError) refused, reset, DNS, TLS
+    ├── OllamaTimeoutError       (also a builtin TimeoutError) .phase: the Timeouts limit passed
+    ├── ResponseError            a non-2xx HTTP status; .status_code, .error (the server's text)
+    │   └── ModelNotFoundError   HTTP 404: the model is not pulled; .model
+    ├── StreamError              an {"error": ...} line after output started
+    ├── StreamInterrupted        the stream ended (EOF, dropped connection) before `done: true`
+    ├── ProtocolError            the server sent something that is not Ollama's protocol
+    ├── ToolError                a tool call failed under on_error="raise"; .result
+    └── MaxRoundsError           the tool loop hit max_rounds; .messages holds the history
 
-`.partial` is the assistant Message accumulated from the chunks already handed to the caller (None when
-nothing was yielded); `.attempts` is how many requests were made, `.failures` why each earlier one failed.
-No message ever contains request headers: the API key stays out of logs.
+`.partial` is the assistant Message accumulated from the chunks already handed to the caller (None
+when nothing was yielded); `.attempts` is how many requests were made, `.failures` why each one
+failed. No message ever contains request headers: the API key stays out of logs.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class OllamaConnectionError(OllamaError, ConnectionError):
 class OllamaTimeoutError(OllamaError, TimeoutError):
     """A phase of the request ran past its limit (see `Timeouts`)."""
 
-    def __init__(self, message: str, *, phase: str, timeout: float | None = None, **kw: Any) -> None:
+    def __init__(self, message: str, *, phase: str, timeout: float | None = None,
+                 **kw: Any) -> None:
         super().__init__(message, **kw)
         self.phase = phase
         self.timeout = timeout
@@ -98,7 +99,7 @@ class ModelNotFoundError(ResponseError):
 
 
 class StreamError(OllamaError):
-    """The server wrote an `{"error": ...}` line into a stream (status stays 200 once output started)."""
+    """The server wrote an `{"error": ...}` line into a stream (the status was already 200)."""
 
     def __init__(self, message: str, *, error: str = "", **kw: Any) -> None:
         super().__init__(message, **kw)
@@ -110,11 +111,12 @@ class StreamInterrupted(OllamaError):
 
 
 class ProtocolError(OllamaError):
-    """The bytes received are not Ollama's NDJSON protocol (bad JSON, wrong types, an over-long line)."""
+    """The bytes received are not Ollama's protocol (bad JSON, wrong types, an over-long line)."""
 
 
 class ToolError(OllamaError):
-    """A tool call failed (unknown tool, bad arguments, an exception, a timeout) under on_error="raise"."""
+    """A tool call failed (unknown tool, bad arguments, an exception, a timeout) under
+    on_error="raise"."""
 
     def __init__(self, message: str, *, result: Any = None, messages: list[Message] | None = None,
                  **kw: Any) -> None:

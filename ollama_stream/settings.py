@@ -1,5 +1,5 @@
-"""Which client serves a model (`client_for`: the native API, or LiteLLM for other providers) and the
-Settings read from the environment for the client and the CLI. Imported on first use.
+"""Which client serves a model (`client_for`: the native API, or LiteLLM for other providers) and
+the Settings read from the environment for the client and the CLI. Imported on first use.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ __all__ = ["PROVIDERS", "THINKING_VALUES", "Settings", "client_for"]
 
 
 PROVIDERS = ("ollama", "litellm")
-THINKING_VALUES: dict[str, bool | str] = {"low": "low", "medium": "medium", "high": "high", "max": "max",
-                                          "true": True, "false": False}
-_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+THINKING_VALUES: dict[str, bool | str] = {"low": "low", "medium": "medium", "high": "high",
+                                          "max": "max", "true": True, "false": False}
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,10 @@ class Settings:
     """Settings from the environment, validated, for the client and the CLI.
 
     OLLAMA_HOST (the server), OLLAMA_API_KEY (a bearer token), MODEL (e.g. `ollama/gpt-oss:20b`,
-    `openai/gpt-4o`), MODEL_PROVIDER (`ollama` for the native API, `litellm` to route through LiteLLM; inferred
-    from MODEL when unset), OLLAMA_THINKING (`low|medium|high|max|true|false`) and OLLAMA_HIDE_THINKING
-    (`true|false`: renderers leave thinking out; the accumulated message still keeps it).
+    `openai/gpt-4o`), MODEL_PROVIDER (`ollama` for the native API, `litellm` to route through
+    LiteLLM; inferred from MODEL when unset), OLLAMA_THINKING (`low|medium|high|max|true|false`) and
+    OLLAMA_HIDE_THINKING (`true|false`: renderers leave thinking out; the accumulated message still
+    keeps it).
     """
 
     host: str | None = None
@@ -41,7 +43,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and check the variables; a bad value raises ValueError naming the variable and what it allows."""
+        """Read and check the variables; a bad value raises ValueError naming the variable and what
+        it allows."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
@@ -53,7 +56,8 @@ class Settings:
             try:
                 host = resolve_host(host)
             except (ValueError, TypeError) as exc:
-                raise ValueError(f"OLLAMA_HOST={env['OLLAMA_HOST']!r} is not usable: {exc}") from None
+                raise ValueError(f"OLLAMA_HOST={env['OLLAMA_HOST']!r} is not usable: "
+                                 f"{exc}") from None
         provider = get("MODEL_PROVIDER")
         if provider is not None:
             provider = provider.lower()
@@ -69,13 +73,16 @@ class Settings:
             think = THINKING_VALUES[thinking.lower()]
         hide = get("OLLAMA_HIDE_THINKING")
         if hide is not None and hide.lower() not in _BOOLEANS:
-            raise ValueError(f"OLLAMA_HIDE_THINKING={env['OLLAMA_HIDE_THINKING']!r}: allowed values are true|false")
-        return cls(host=host, api_key=get("OLLAMA_API_KEY"), provider=provider, model=get("MODEL"), think=think,
+            raise ValueError(f"OLLAMA_HIDE_THINKING={env['OLLAMA_HIDE_THINKING']!r}: allowed "
+                             "values are true|false")
+        return cls(host=host, api_key=get("OLLAMA_API_KEY"), provider=provider,
+                   model=get("MODEL"), think=think,
                    hide_thinking=_BOOLEANS[hide.lower()] if hide else False)
 
     def client(self, model: str | None = None,
                **client_options: Any) -> tuple[AsyncOllama, str]:
-        """`client_for` with these settings: (an AsyncOllama, the model name to pass to its chat)."""
+        """`client_for` with these settings: (an AsyncOllama, the model name to pass to its
+        chat)."""
         name = model or self.model
         if not name:
             raise ValueError("no model: pass one, or set MODEL (e.g. MODEL=ollama/qwen3)")
@@ -90,8 +97,8 @@ def client_for(model: str, *, host: str | None = None, api_base: str | None = No
 
     `ollama/NAME`, `ollama_chat/NAME` or a bare name -> the native Ollama client (prefix stripped);
     any other `provider/model` -> an AsyncOllama driving the LiteLLM backend (needs the `litellm`
-    extra). `provider="litellm"` sends an Ollama model through LiteLLM too (`api_base` defaults to the
-    Ollama host)::
+    extra). `provider="litellm"` sends an Ollama model through LiteLLM too (`api_base` defaults to
+    the Ollama host)::
 
         client, name = client_for("openai/gpt-4o")
         async with client:

@@ -1,15 +1,18 @@
-"""The streamed replies (ChatStream, GenerateStream, ProgressStream) and the two read loops behind them:
-one over an aiohttp response, one over a ChatBackend. Both retry only through `_retry.first_success`,
-before the first chunk; after that, every failure is a typed error carrying `.partial`.
+"""The streamed replies (ChatStream, GenerateStream, ProgressStream) and the two read loops behind
+them: one over an aiohttp response, one over a ChatBackend. Both retry only through
+`_retry.first_success`, before the first chunk; after that, every failure is a typed error carrying
+`.partial`.
 
 Rules of the native read loop (`_stream_chunks`), the hot path:
-1. One async generator from bytes to typed chunks: per chunk one parse, one add, one yield, and nothing
-   else (tests/test_hot_path.py counts the calls). `async for` drives the generator directly.
-2. A chunk is yielded only after it is accumulated, so `.partial` is exactly what the caller has seen.
-3. Whatever ends the stream, `finally` closes the response; after `done` the body is first read to its
-   end (for at most _DRAIN_SECONDS) so the connection goes back to the pool.
-4. A stream and its generator share the Exchange, never each other: a stream dropped mid-reply is freed
-   at once and its `__del__` closes the socket, so the server stops generating.
+1. One async generator from bytes to typed chunks: per chunk one parse, one add, one yield, and
+   nothing else (tests/test_hot_path.py counts the calls). `async for` drives the generator
+   directly.
+2. A chunk is yielded only after it is accumulated, so `.partial` is exactly what the caller has
+   seen.
+3. Whatever ends the stream, `finally` closes the response; after `done` the body is first read to
+   its end (for at most _DRAIN_SECONDS) so the connection goes back to the pool.
+4. A stream and its generator share the Exchange, never each other: a stream dropped mid-reply is
+   freed at once and its `__del__` closes the socket, so the server stops generating.
 """
 
 from __future__ import annotations
@@ -34,16 +37,17 @@ __all__ = ["ChatStream", "GenerateStream", "ProgressStream"]
 C = TypeVar("C")
 R = TypeVar("R")
 S = TypeVar("S", bound="_Stream[Any, Any]")
-_DRAIN_SECONDS = 2.0  # after `done`: how long to wait for the end of the body to reuse the connection
+# After `done`: how long to wait for the end of the body, so that the connection can be reused.
+_DRAIN_SECONDS = 2.0
 
 
 class _Stream(Generic[C, R]):
     """A streamed reply. Nothing is sent until it is first iterated (or `result()` is awaited).
 
     `async for chunk in stream` yields each typed chunk as its line arrives; `await stream.result()`
-    drains the rest and returns the finished value. Leaving early closes the HTTP response so the server
-    stops working: `async with ... as stream:` makes that deterministic; an abandoned stream is closed
-    when collected.
+    drains the rest and returns the finished value. Leaving early closes the HTTP response so the
+    server stops working: `async with ... as stream:` makes that deterministic; an abandoned stream
+    is closed when collected.
     """
 
     __slots__ = ("_exchange", "_gen")
@@ -237,7 +241,8 @@ async def _first_objects(resp: Response, exchange: Exchange) -> list[dict[str, A
 
 
 async def _drain(resp: Response, exchange: Exchange) -> bool:
-    """After the final chunk: read to the end of the body so the connection can go back to the pool."""
+    """After the final chunk: read to the end of the body so the connection can go back to the
+    pool."""
     reader = resp.content
     if reader.at_eof():
         return True
@@ -255,7 +260,8 @@ async def _drain(resp: Response, exchange: Exchange) -> bool:
 
 async def _backend_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
     """The same contract as `_stream_chunks` over any ChatBackend: retries before the first chunk,
-    the phase limits, accumulation and typed errors with `.partial`, written once for every backend."""
+    the phase limits, accumulation and typed errors with `.partial`, written once for every
+    backend."""
     acc = exchange.acc
     opened: tuple[AsyncIterator[ChatChunk], ChatChunk] | None = None
     try:

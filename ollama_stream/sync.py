@@ -1,16 +1,17 @@
 """Ollama: the blocking client, a second front end over the same AsyncOllama.
 
-On first use it starts one event loop in a daemon thread and makes an AsyncOllama there; each blocking
-method hands the async method's coroutine to that loop (`run_coroutine_threadsafe`) and waits for its
-result. The methods, their parameters, types and docs, and the constructor's, are derived from
-AsyncOllama's, never written a second time. A stream becomes an iterator that a pump task in the loop
-thread feeds through a queue as chunks arrive: one hand-off between threads per chunk.
+On first use it starts one event loop in a daemon thread and makes an AsyncOllama there; each
+blocking method hands the async method's coroutine to that loop (`run_coroutine_threadsafe`) and
+waits for its result. The methods, their parameters, types and docs, and the constructor's, are
+derived from AsyncOllama's, never written a second time. A stream becomes an iterator that a pump
+task in the loop thread feeds through a queue as chunks arrive: one hand-off between threads per
+chunk.
 
 Rules of this room, and why:
 1. The pump holds no reference to the iterator it feeds, so a caller's `break` lets the iterator be
    collected; its `__del__` cancels the pump, and that closes the HTTP response.
-2. A blocking call made from the loop thread itself (a sync tool run by chat_with_tools) would wait on
-   its own thread forever: it is refused with a RuntimeError instead.
+2. A blocking call made from the loop thread itself (a sync tool run by chat_with_tools) would wait
+   on its own thread forever: it is refused with a RuntimeError instead.
 3. A reader blocked in one thread while another thread closes the client wakes within _POLL seconds
    with a RuntimeError, rather than waiting forever on a queue nobody feeds.
 4. `close()`, or collecting the client, closes the AsyncOllama in its loop, cancels what is left as
@@ -67,7 +68,8 @@ class _LoopThread:
         try:
             self.loop.run_forever()
         finally:
-            pending = asyncio.all_tasks(self.loop)  # streams still being read: cancel them, as asyncio.run does
+            # Streams still being read: cancel them, as asyncio.run does.
+            pending = asyncio.all_tasks(self.loop)
             for task in pending:
                 task.cancel()
             self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
@@ -89,17 +91,18 @@ class _LoopThread:
 class _SyncIterator(Generic[C]):
     """Feeds an async iterator's items to a blocking caller, as they arrive, through a queue.
 
-    A task in the loop thread runs the async iteration. `close()` (also `with`, and garbage collection, so a
-    `break` out of a for loop is enough) cancels that task inside the loop and then closes the source, which
-    closes the HTTP response.
+    A task in the loop thread runs the async iteration. `close()` (also `with`, and garbage
+    collection, so a `break` out of a for loop is enough) cancels that task inside the loop and then
+    closes the source, which closes the HTTP response.
     """
 
-    def __init__(self, client: Ollama, source: AsyncIterator[C], closer: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, client: Ollama, source: AsyncIterator[C],
+                 closer: Callable[[], Awaitable[None]]) -> None:
         self._client = client
         self._source = source
         self._closer = closer
         self._queue: queue.SimpleQueue[tuple[int, Any]] | None = None
-        self._task: list[asyncio.Task[None]] = []  # filled by the pump; never references this object
+        self._task: list[asyncio.Task[None]] = []  # filled by the pump, which never refers to us
         self._finished = False
         self._closed = False
 
@@ -119,7 +122,8 @@ class _SyncIterator(Generic[C]):
             except queue.Empty:
                 if self._client.closed:  # closed from another thread while we waited
                     self._finished = True
-                    raise RuntimeError("the Ollama client was closed while this stream was being read") from None
+                    raise RuntimeError("the Ollama client was closed while this stream was being "
+                                       "read") from None
         if kind == _CHUNK:
             item: C = value
             return item
@@ -152,14 +156,16 @@ class _SyncIterator(Generic[C]):
     def __del__(self) -> None:
         for task in self._task:
             if not task.done():
-                with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing left to stop
+                # A closed loop has nothing left to stop.
+                with contextlib.suppress(RuntimeError):
                     task.get_loop().call_soon_threadsafe(task.cancel)
 
 
 async def _pump(source: AsyncIterator[Any], out: queue.SimpleQueue[tuple[int, Any]],
                 holder: list[asyncio.Task[None]]) -> None:
     """Runs in the loop thread: move items from the async source to the caller's queue. It holds no
-    reference to the blocking iterator, so dropping that iterator (a `break`) lets it be collected."""
+    reference to the blocking iterator, so dropping that iterator (a `break`) lets it be
+    collected."""
     task = asyncio.current_task()
     assert task is not None
     holder.append(task)
@@ -197,7 +203,8 @@ class _SyncStream(_SyncIterator[C], Generic[C, R]):
 
 
 class SyncChatStream(_SyncStream[ChatChunk, ChatResult]):
-    """`for chunk in client.chat(...)`: ChatChunks as they arrive; `.message`, `.result()`, `.text()`."""
+    """`for chunk in client.chat(...)`: ChatChunks as they arrive; `.message`, `.result()`,
+    `.text()`."""
 
     @property
     def message(self) -> Message:
@@ -213,7 +220,8 @@ class SyncChatStream(_SyncStream[ChatChunk, ChatResult]):
 
 
 class SyncGenerateStream(_SyncStream[GenerateChunk, GenerateResult]):
-    """`for chunk in client.generate(...)`: GenerateChunks as they arrive; `.result()`, `.text()`."""
+    """`for chunk in client.generate(...)`: GenerateChunks as they arrive; `.result()`,
+    `.text()`."""
 
     def text(self) -> Iterator[str]:
         """Only the response deltas."""
@@ -227,7 +235,8 @@ class SyncProgressStream(_SyncStream[Progress, str]):
 
 
 class SyncToolLoop(_SyncIterator[ToolEvent]):
-    """`for event in client.chat_with_tools(...)`: ChatChunks and ToolResults; `.messages`, `.result`, `.run()`."""
+    """`for event in client.chat_with_tools(...)`: ChatChunks and ToolResults; `.messages`,
+    `.result`, `.run()`."""
 
     def __init__(self, client: Ollama, loop: ToolLoop) -> None:
         super().__init__(client, aiter(loop), loop.aclose)
@@ -255,7 +264,8 @@ class SyncToolLoop(_SyncIterator[ToolEvent]):
 
 def _streaming(method: Callable[Concatenate[AsyncOllama, P], Any],
                kind: Callable[[Ollama, Any], W]) -> Callable[Concatenate[Ollama, P], W]:
-    """The blocking twin of a stream-returning AsyncOllama method: same parameters, a blocking stream back."""
+    """The blocking twin of a stream-returning AsyncOllama method: same parameters, a blocking
+    stream back."""
 
     @functools.wraps(method)
     def call(self: Ollama, /, *args: P.args, **kwargs: P.kwargs) -> W:
@@ -267,7 +277,8 @@ def _streaming(method: Callable[Concatenate[AsyncOllama, P], Any],
 
 def _blocking(method: Callable[Concatenate[AsyncOllama, P], Coroutine[Any, Any, T]]
               ) -> Callable[Concatenate[Ollama, P], T]:
-    """The blocking twin of a coroutine AsyncOllama method: same parameters, the awaited value back."""
+    """The blocking twin of a coroutine AsyncOllama method: same parameters, the awaited value
+    back."""
 
     @functools.wraps(method)
     def call(self: Ollama, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -287,7 +298,8 @@ def _set_return(call: Callable[..., Any], method: Callable[..., Any], kind: Any)
 
 def _parameters_of(source: Callable[Concatenate[AsyncOllama, P], None]
                    ) -> Callable[[Callable[..., None]], Callable[Concatenate[Ollama, P], None]]:
-    """Give a constructor the parameters of AsyncOllama's (for type checkers, help() and inspect)."""
+    """Give a constructor the parameters of AsyncOllama's (for type checkers, help() and
+    inspect)."""
 
     def derive(init: Callable[..., None]) -> Callable[Concatenate[Ollama, P], None]:
         init.__signature__ = inspect.signature(source)  # type: ignore[attr-defined]
@@ -299,8 +311,9 @@ def _parameters_of(source: Callable[Concatenate[AsyncOllama, P], None]
 
 class Ollama:
     """The blocking client: the same methods, arguments and return types as AsyncOllama, with plain
-    iterators for streams. Safe to share between threads; works where an event loop is already running in
-    the calling thread (Jupyter). `close()` (or `with Ollama() as client:`) stops its loop thread."""
+    iterators for streams. Safe to share between threads; works where an event loop is already
+    running in the calling thread (Jupyter). `close()` (or `with Ollama() as client:`) stops its
+    loop thread."""
 
     @_parameters_of(AsyncOllama.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -342,8 +355,9 @@ class Ollama:
                 runner = self._runner
         if runner.thread is threading.current_thread():
             coro.close()
-            raise RuntimeError("a blocking Ollama call cannot be made from inside its own loop thread "
-                               "(from a tool run by chat_with_tools, use AsyncOllama instead)")
+            raise RuntimeError("a blocking Ollama call cannot be made from inside its own loop "
+                               "thread (from a tool run by chat_with_tools, use AsyncOllama "
+                               "instead)")
         return runner.submit(coro)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -383,9 +397,11 @@ class Ollama:
 
 
 def _shutdown(client: AsyncOllama, runner: _LoopThread) -> None:
-    """Close the async client in its loop, then stop the loop thread (also run when an Ollama is collected)."""
+    """Close the async client in its loop, then stop the loop thread (also run when an Ollama is
+    collected)."""
     if not runner.loop.is_closed() and runner.thread is not threading.current_thread():
-        with contextlib.suppress(Exception):  # closing is best effort; the loop is stopped regardless
+        # Closing is best effort; the loop is stopped regardless.
+        with contextlib.suppress(Exception):
             runner.submit(client.aclose()).result(timeout=10)
     runner.stop()
 

@@ -42,11 +42,11 @@ def resolve(module: str, node: ast.ImportFrom) -> set[str]:
 
 
 def imports(module: str) -> dict[str, set[str]]:
-    """Every import in `module` (at the top, inside functions, under TYPE_CHECKING alike): the package
-    modules it reaches, and the outside roots under the key "outside". Imports inside a module-level
-    `__getattr__` are left out: they resolve names on first access, after every module has loaded
-    (the root's lazy names; and `backends.NativeBackend` / `backends.client_for`, kept importable from
-    where they used to live)."""
+    """Every import in `module` (at the top, inside functions, under TYPE_CHECKING alike): the
+    package modules it reaches, and the outside roots under the key "outside". Imports inside a
+    module-level `__getattr__` are left out: they resolve names on first access, after every module
+    has loaded (the root's lazy names; and `backends.NativeBackend` / `backends.client_for`, kept
+    importable from where they used to live)."""
     tree = ast.parse(MODULES[module].read_text())
     skipped = {id(inner) for node in tree.body
                if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"

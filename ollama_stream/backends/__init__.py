@@ -27,7 +27,8 @@ NATIVE_PREFIXES = ("ollama/", "ollama_chat/")
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A validated chat request: the model and the JSON body `/api/chat` would get (only the fields set)."""
+    """A validated chat request: the model and the JSON body `/api/chat` would get (only the fields
+    set)."""
 
     model: str
     body: dict[str, Any] = field(repr=False)
@@ -38,7 +39,8 @@ class ChatRequest:
         return messages
 
     def get(self, name: str, default: Any = None) -> Any:
-        """An optional field of the request (think, tools, format, options, keep_alive, logprobs, ...)."""
+        """An optional field of the request (think, tools, format, options, keep_alive, logprobs,
+        ...)."""
         return self.body.get(name, default)
 
 
@@ -56,15 +58,17 @@ class ChatBackend(Protocol):
 
 
 def native_model_name(model: str) -> str | None:
-    """The Ollama model name when `model` is for Ollama's native API (`ollama/x`, `ollama_chat/x`, or a bare
-    name such as `qwen3:8b` or `library/qwen3`); None when it names another provider (`openai/gpt-4o`)."""
+    """The Ollama model name when `model` is for Ollama's native API (`ollama/x`, `ollama_chat/x`,
+    or a bare name such as `qwen3:8b` or `library/qwen3`); None when it names another provider
+    (`openai/gpt-4o`)."""
     for prefix in NATIVE_PREFIXES:
         if model.startswith(prefix):
             return model[len(prefix):]
     provider, slash, _ = model.partition("/")
     if not slash:
         return model
-    # A namespaced Ollama model (`library/qwen3`, `user/model:tag`) has no LiteLLM provider as its prefix.
+    # A namespaced Ollama model (`library/qwen3`, `user/model:tag`) has no LiteLLM provider as its
+    # prefix.
     return None if provider in KNOWN_PROVIDERS else model
 
 
@@ -76,20 +80,23 @@ def infer_provider(model: str) -> str:
     return "ollama" if native_model_name(model) is not None else model.partition("/")[0]
 
 
-# The provider prefixes LiteLLM routes on. Kept here (not read from litellm, which is not imported unless
-# used); a prefix not listed is taken as an Ollama namespace. Extend with `KNOWN_PROVIDERS.add(...)`.
+# The provider prefixes LiteLLM routes on. Kept here (not read from litellm, which is not imported
+# unless used); a prefix not listed is taken as an Ollama namespace. Extend with
+# `KNOWN_PROVIDERS.add(...)`.
 KNOWN_PROVIDERS = {
-    "openai", "azure", "azure_ai", "anthropic", "bedrock", "vertex_ai", "gemini", "mistral", "groq", "cohere",
-    "together_ai", "fireworks_ai", "deepseek", "openrouter", "perplexity", "xai", "huggingface", "replicate",
-    "databricks", "cerebras", "sambanova", "nvidia_nim", "watsonx", "cloudflare", "deepinfra", "anyscale",
-    "ai21", "voyage", "text-completion-openai", "hosted_vllm", "vllm", "lm_studio", "litellm_proxy", "sagemaker",
-    "friendliai", "github", "nebius", "novita", "openai_like", "custom_openai", "dashscope", "moonshot",
+    "openai", "azure", "azure_ai", "anthropic", "bedrock", "vertex_ai", "gemini", "mistral", "groq",
+    "cohere", "together_ai", "fireworks_ai", "deepseek", "openrouter", "perplexity", "xai",
+    "huggingface", "replicate", "databricks", "cerebras", "sambanova", "nvidia_nim", "watsonx",
+    "cloudflare", "deepinfra", "anyscale", "ai21", "voyage", "text-completion-openai",
+    "hosted_vllm", "vllm", "lm_studio", "litellm_proxy", "sagemaker", "friendliai", "github",
+    "nebius", "novita", "openai_like", "custom_openai", "dashscope", "moonshot",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """NativeBackend (now in ollama_stream.client) and client_for (now in ollama_stream.settings) are
-    still importable from here, where they used to live; `from ollama_stream import ...` is the home."""
+    """NativeBackend (now in ollama_stream.client) and client_for (now in ollama_stream.settings)
+    are still importable from here, where they used to live; `from ollama_stream import ...` is the
+    home."""
     if name == "NativeBackend":
         from ..client import NativeBackend
 
