@@ -1,4 +1,5 @@
-"""Running tool calls and the agent loop, end to end against FakeOllama; the mindX-style compat drop-in."""
+"""Running tool calls and the agent loop, end to end against FakeOllama; the mindX-style compat
+drop-in."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def explode(reason: str) -> str:
     raise RuntimeError(f"kaboom: {reason}")
 
 
-# -- running one round of calls ------------------------------------------------------------------------------
+# -- running one round of calls --------------------------------------------------------------------
 
 async def test_results_come_back_in_the_models_order_and_calls_run_concurrently() -> None:
     second_started = asyncio.Event()
@@ -77,8 +78,10 @@ async def test_results_come_back_in_the_models_order_and_calls_run_concurrently(
         second_started.set()
         return x + 1
 
-    results = await run_tool_calls([first, second], [ToolCall("first", {"x": 1}), ToolCall("second", {"x": 2})])
-    assert [(r.name, r.result, r.content) for r in results] == [("first", 10, "10"), ("second", 3, "3")]
+    results = await run_tool_calls([first, second],
+                                   [ToolCall("first", {"x": 1}), ToolCall("second", {"x": 2})])
+    assert [(r.name, r.result, r.content) for r in results] == [("first", 10, "10"),
+                                                                ("second", 3, "3")]
 
 
 async def test_sync_tools_run_in_threads_concurrently() -> None:
@@ -109,9 +112,11 @@ async def test_arguments_are_converted_to_the_declared_types() -> None:
 
 
 @pytest.mark.parametrize("call,error", [
-    (ToolCall("get_weather", {}), "invalid arguments for 'get_weather': arguments is missing the required 'city'"),
+    (ToolCall("get_weather", {}),
+     "invalid arguments for 'get_weather': arguments is missing the required 'city'"),
     (ToolCall("get_weather", {"city": 5}), "arguments.city should be string, got int 5"),
-    (ToolCall("get_weather", {"city": "x", "unit": "kelvin"}), "arguments.unit must be one of ['celsius', "),
+    (ToolCall("get_weather", {"city": "x", "unit": "kelvin"}),
+     "arguments.unit must be one of ['celsius', "),
     (ToolCall("get_weather", {"city": "x", "wind": True}), "unexpected argument 'wind'"),
     (ToolCall("rm_rf", {"path": "/"}), "unknown tool 'rm_rf'; the tools are: explode, get_weather"),
     (ToolCall("explode", {"reason": "test"}), "RuntimeError: kaboom: test"),
@@ -163,34 +168,39 @@ async def test_return_values_are_serialised() -> None:
         """Not JSON."""
         return Opaque()
 
-    results = await run_tool_calls([text, numbers, reading, unit, opaque],
-                                   [ToolCall(n) for n in ("text", "numbers", "reading", "unit", "opaque")])
-    assert [r.content for r in results] == ["plain text, not JSON", "[1,2.5]", '{"value":3.5}', '"fahrenheit"',
-                                            '"opaque!"']
+    results = await run_tool_calls(
+        [text, numbers, reading, unit, opaque],
+        [ToolCall(n) for n in ("text", "numbers", "reading", "unit", "opaque")])
+    assert [r.content for r in results] == ["plain text, not JSON", "[1,2.5]", '{"value":3.5}',
+                                            '"fahrenheit"', '"opaque!"']
 
 
 async def test_a_schema_only_tool_cannot_run_and_a_dict_schema_with_a_function_can() -> None:
     schema = {"type": "function", "function": {"name": "add", "parameters": {
-        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}
+        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"]}}}
     [result] = await run_tool_calls([schema], [ToolCall("add", {"a": 1, "b": 2})])
     assert result.error == "tool 'add' has no Python function to run it"
 
     def add(a: int, b: int) -> int:
         return a + b
 
-    [result] = await run_tool_calls([Tool.from_schema(schema, add)], [ToolCall("add", {"a": 1, "b": 2})])
+    [result] = await run_tool_calls([Tool.from_schema(schema, add)],
+                                    [ToolCall("add", {"a": 1, "b": 2})])
     assert result.content == "3"
     [result] = await run_tool_calls([Tool.from_schema(schema, add)], [ToolCall("add", {"a": 1})])
     assert result.error is not None and "missing the required 'b'" in result.error
 
 
-# -- the loop, end to end ----------------------------------------------------------------------------------
+# -- the loop, end to end --------------------------------------------------------------------------
 
 async def test_multi_round_agent_conversation(fake: FakeOllama, client: AsyncOllama) -> None:
     fake.queue_reply(thinking="Two cities: call both.", tool_calls=[
-        ToolCall("get_weather", {"city": "Tokyo"}), ToolCall("get_weather", {"city": "Paris", "unit": "fahrenheit"})])
+        ToolCall("get_weather", {"city": "Tokyo"}),
+        ToolCall("get_weather", {"city": "Paris", "unit": "fahrenheit"})])
     fake.queue_reply(content="Let me check the time too.",
-                     tool_calls=[ToolCall("get_time", {"place": {"city": "Tokyo", "country": "JP"}})],
+                     tool_calls=[ToolCall("get_time",
+                                          {"place": {"city": "Tokyo", "country": "JP"}})],
                      tool_calls_on_done=True)
     fake.queue_reply(thinking="Done.", content="Tokyo 22C at noon, Paris 72F.")
 
@@ -207,13 +217,16 @@ async def test_multi_round_agent_conversation(fake: FakeOllama, client: AsyncOll
     assert all(r.duration >= 0 and r.call_id and r.call_id.startswith("call_") for r in results)
 
     assert loop.rounds == 3
-    assert loop.result is not None and loop.result.message.content == "Tokyo 22C at noon, Paris 72F."
+    assert (loop.result is not None
+            and loop.result.message.content == "Tokyo 22C at noon, Paris 72F.")
     history = loop.messages
-    assert [m.role for m in history] == ["user", "assistant", "tool", "tool", "assistant", "tool", "assistant"]
+    assert [m.role for m in history] == ["user", "assistant", "tool", "tool", "assistant", "tool",
+                                         "assistant"]
     assert history[1].thinking == "Two cities: call both." and len(history[1].tool_calls) == 2
     assert [(m.tool_name, m.tool_call_id) for m in history if m.role == "tool"] == [
         (r.name, r.call_id) for r in results]
-    assert history[4].content == "Let me check the time too." and history[4].tool_calls[0].name == "get_time"
+    assert (history[4].content == "Let me check the time too."
+            and history[4].tool_calls[0].name == "get_time")
 
     assert len(fake.requests) == 3
     sent = fake.requests[2]
@@ -222,24 +235,28 @@ async def test_multi_round_agent_conversation(fake: FakeOllama, client: AsyncOll
     assert sent["messages"] == [m.to_dict() for m in history[:-1]]
 
 
-async def test_a_failing_tool_is_reported_to_the_model_and_the_loop_goes_on(fake: FakeOllama,
-                                                                           client: AsyncOllama) -> None:
-    fake.queue_reply(tool_calls=[ToolCall("explode", {"reason": "disk full"}), ToolCall("unknown_tool", {})])
+async def test_a_failing_tool_is_reported_to_the_model_and_the_loop_goes_on(
+        fake: FakeOllama, client: AsyncOllama) -> None:
+    fake.queue_reply(tool_calls=[ToolCall("explode", {"reason": "disk full"}),
+                                 ToolCall("unknown_tool", {})])
     fake.queue_reply(content="Sorry, that failed.")
     loop = client.chat_with_tools("qwen3", USER, tools=[explode])
     results = [e for e in [e async for e in loop] if isinstance(e, ToolResult)]
     assert [r.error for r in results] == ["RuntimeError: kaboom: disk full",
                                           "unknown tool 'unknown_tool'; the tools are: explode"]
     tool_messages = fake.requests[1]["messages"][2:]
-    assert [m["content"] for m in tool_messages] == ["Error: RuntimeError: kaboom: disk full",
-                                                     "Error: unknown tool 'unknown_tool'; the tools are: explode"]
+    assert [m["content"] for m in tool_messages] == [
+        "Error: RuntimeError: kaboom: disk full",
+        "Error: unknown tool 'unknown_tool'; the tools are: explode"]
     assert loop.result is not None and loop.result.message.content == "Sorry, that failed."
 
 
 async def test_on_error_raise(fake: FakeOllama, client: AsyncOllama) -> None:
-    fake.queue_reply(tool_calls=[ToolCall("get_weather", {"city": "Oslo"}), ToolCall("explode", {"reason": "x"})])
+    fake.queue_reply(tool_calls=[ToolCall("get_weather", {"city": "Oslo"}),
+                                 ToolCall("explode", {"reason": "x"})])
     loop = client.chat_with_tools("qwen3", USER, tools=[get_weather, explode], on_error="raise")
-    with pytest.raises(ToolError, match=r"tool call explode\(\{'reason': 'x'\}\) failed: RuntimeError") as info:
+    with pytest.raises(ToolError, match=r"tool call explode\(\{'reason': 'x'\}\) "
+                                        r"failed: RuntimeError") as info:
         await loop.run()
     assert info.value.result.name == "explode"
     assert [m.role for m in info.value.messages] == ["user", "assistant", "tool"]
@@ -254,10 +271,12 @@ async def test_max_rounds(fake: FakeOllama, client: AsyncOllama) -> None:
         await loop.run()
     assert len(fake.requests) == 2 and loop.rounds == 2
     assert [m.role for m in info.value.messages] == ["user", "assistant", "tool", "assistant"]
-    assert info.value.messages[-1].tool_calls[0].name == "get_weather"  # the unanswered calls, not executed
+    # the unanswered calls, not executed
+    assert info.value.messages[-1].tool_calls[0].name == "get_weather"
 
 
-async def test_tool_call_ids_are_left_out_when_the_server_sends_none(loop_errors: list[Any]) -> None:
+async def test_tool_call_ids_are_left_out_when_the_server_sends_none(
+        loop_errors: list[Any]) -> None:
     async with FakeOllama(tool_call_ids=False) as fake, AsyncOllama(fake.url) as client:
         fake.queue_reply(tool_calls=[ToolCall("get_weather", {"city": "Lima"})])
         loop = client.chat_with_tools("qwen3", USER, tools=[get_weather])
@@ -277,7 +296,8 @@ async def test_a_stream_error_mid_loop_propagates(fake: FakeOllama, client: Asyn
     assert [m.role for m in loop.messages] == ["user", "assistant", "tool"]
 
 
-async def test_loop_arguments_are_checked_before_any_io(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_loop_arguments_are_checked_before_any_io(fake: FakeOllama,
+                                                        client: AsyncOllama) -> None:
     with pytest.raises(ValueError, match="max_rounds"):
         client.chat_with_tools("qwen3", USER, tools=[get_weather], max_rounds=0)
     with pytest.raises(ValueError, match="on_error"):
@@ -285,7 +305,8 @@ async def test_loop_arguments_are_checked_before_any_io(fake: FakeOllama, client
     with pytest.raises(ValueError, match="think"):
         client.chat_with_tools("qwen3", USER, tools=[get_weather], think="lots")
     with pytest.raises(ValueError, match="share the name"):
-        client.chat_with_tools("qwen3", USER, tools=[get_weather, Tool.from_function(explode, name="get_weather")])
+        client.chat_with_tools("qwen3", USER,
+                               tools=[get_weather, Tool.from_function(explode, name="get_weather")])
     with pytest.raises(TypeError, match="parameter 'x' of tool 'bad'"):
         def bad(x: set[int]) -> None:
             """Sets are not JSON."""
@@ -293,13 +314,16 @@ async def test_loop_arguments_are_checked_before_any_io(fake: FakeOllama, client
     assert fake.received == []
 
 
-async def test_chat_accepts_functions_tools_and_dicts(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_chat_accepts_functions_tools_and_dicts(fake: FakeOllama,
+                                                      client: AsyncOllama) -> None:
     rich = {"type": "function", "function": {"name": "search", "parameters": {
         "type": "object", "$defs": {"q": {"type": "string"}},
-        "properties": {"q": {"$ref": "#/$defs/q"}, "filters": {"anyOf": [{"type": "null"}, {"type": "object",
-                       "properties": {"tags": {"type": "array", "items": {"enum": ["a", "b"]}}}}]}}}}}
-    await client.chat("qwen3", USER, tools=[get_weather, Tool.from_function(explode, description="Boom."),
-                                             rich]).result()
+        "properties": {"q": {"$ref": "#/$defs/q"},
+                       "filters": {"anyOf": [{"type": "null"}, {"type": "object", "properties": {
+                           "tags": {"type": "array", "items": {"enum": ["a", "b"]}}}}]}}}}}
+    await client.chat("qwen3", USER, tools=[get_weather,
+                                            Tool.from_function(explode, description="Boom."),
+                                            rich]).result()
     sent = fake.requests[-1]["tools"]
     assert sent[0]["function"]["name"] == "get_weather"
     assert sent[0]["function"]["parameters"]["required"] == ["city"]
@@ -307,11 +331,12 @@ async def test_chat_accepts_functions_tools_and_dicts(fake: FakeOllama, client: 
     assert sent[2] == rich  # a ready-made schema goes out unchanged
 
 
-# -- the mindX-style drop-in --------------------------------------------------------------------------------
+# -- the mindX-style drop-in -----------------------------------------------------------------------
 
 async def test_compat_stream_chat_yields_raw_dicts(fake: FakeOllama) -> None:
     fake.queue_reply(thinking="Hmm.", content="Hello!", tool_calls=[ToolCall("f", {"x": 1})])
-    chunks = [chunk async for chunk in stream_chat(fake.url, "qwen3", USER, think=True, options={"seed": 1})]
+    chunks = [chunk async for chunk in stream_chat(fake.url, "qwen3", USER, think=True,
+                                                   options={"seed": 1})]
     assert all(isinstance(chunk, dict) for chunk in chunks)
     assert chunks[-1]["done"] is True and "eval_count" in chunks[-1]
     assert fake.requests[-1]["think"] is True and fake.requests[-1]["options"] == {"seed": 1}
@@ -329,7 +354,8 @@ async def test_compat_docstring_example_runs(fake: FakeOllama) -> None:
                  "stream_chat.__doc__", "exec"), namespace)
     await namespace["_example"]()
     assert messages[-1]["thinking"] == "Think." and messages[-1]["content"] == "Answer."
-    assert messages[-1]["tool_calls"][0]["function"] == {"index": 0, "name": "f", "arguments": {"x": 1}}
+    assert messages[-1]["tool_calls"][0]["function"] == {"index": 0, "name": "f",
+                                                         "arguments": {"x": 1}}
 
 
 async def test_compat_errors_are_typed(fake: FakeOllama) -> None:
@@ -340,15 +366,17 @@ async def test_compat_errors_are_typed(fake: FakeOllama) -> None:
             pass
 
 
-# -- the docs page's example runs ---------------------------------------------------------------------------
+# -- the docs page's example runs ------------------------------------------------------------------
 
-def test_docs_tools_page_example_runs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docs_tools_page_example_runs(capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     page = (Path(__file__).parent.parent / "docs" / "tools.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", page, re.S)
     assert blocks
     with FakeOllama() as fake:
-        fake.queue_reply(thinking="Check both.", tool_calls=[ToolCall("get_weather", {"city": "Tokyo"}),
-                                                             ToolCall("get_weather", {"city": "Paris"})])
+        fake.queue_reply(thinking="Check both.",
+                         tool_calls=[ToolCall("get_weather", {"city": "Tokyo"}),
+                                     ToolCall("get_weather", {"city": "Paris"})])
         fake.queue_reply(content="Tokyo is sunny, Paris is rainy.")
         monkeypatch.setenv("OLLAMA_HOST", fake.url)
         namespace: dict[str, Any] = {"__name__": "docs_example"}
@@ -377,10 +405,12 @@ async def test_explicit_null_for_an_optional_parameter_means_not_given() -> None
         """Greet someone."""
         return f"{title or ''}{name}" * times
 
-    [ok, bad] = await run_tool_calls([greet], [ToolCall("greet", {"name": "Ada", "title": None, "times": None}),
-                                               ToolCall("greet", {"name": None})])
+    [ok, bad] = await run_tool_calls([greet], [
+        ToolCall("greet", {"name": "Ada", "title": None, "times": None}),
+        ToolCall("greet", {"name": None})])
     assert ok.error is None and ok.content == "Ada"
-    assert bad.error is not None and "arguments.name should be string" in bad.error  # required: null is wrong
+    # required: null is wrong
+    assert bad.error is not None and "arguments.name should be string" in bad.error
 
 
 def test_one_of_means_exactly_one() -> None:
@@ -388,5 +418,7 @@ def test_one_of_means_exactly_one() -> None:
 
     schema = {"oneOf": [{"type": "number"}, {"type": "integer"}]}
     assert validate_arguments(schema, 1.5) == []
-    assert validate_arguments(schema, 2) == ["arguments must match exactly one of the allowed shapes, matches 2"]
-    assert validate_arguments(schema, "x") == ["arguments must match exactly one of the allowed shapes, matches 0"]
+    assert validate_arguments(schema, 2) == [
+        "arguments must match exactly one of the allowed shapes, matches 2"]
+    assert validate_arguments(schema, "x") == [
+        "arguments must match exactly one of the allowed shapes, matches 0"]

@@ -1,4 +1,5 @@
-"""AsyncOllama and ChatStream against real loopback servers: FakeOllama and byte-level raw servers."""
+"""AsyncOllama and ChatStream against real loopback servers: FakeOllama and byte-level raw
+servers."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# -- streaming and accumulation ----------------------------------------------------------------------------
+# -- streaming and accumulation --------------------------------------------------------------------
 
-async def test_streams_typed_chunks_thinking_then_content(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_streams_typed_chunks_thinking_then_content(fake: FakeOllama,
+                                                          client: AsyncOllama) -> None:
     fake.queue_reply(content="Rayleigh scattering.", thinking="Short answer.")
     stream = client.chat("qwen3", USER, think=True)
     chunks = [chunk async for chunk in stream]
@@ -51,7 +53,8 @@ async def test_streams_typed_chunks_thinking_then_content(fake: FakeOllama, clie
     assert [c.thinking for c in chunks if c.thinking] == ["Short ", "answer."]
     assert [c.content for c in chunks if c.content] == ["Rayleigh ", "scattering."]
     first_content = next(i for i, c in enumerate(chunks) if c.content)
-    assert all(not c.content for c in chunks[:first_content]) and all(not c.thinking for c in chunks[first_content:])
+    assert (all(not c.content for c in chunks[:first_content])
+            and all(not c.thinking for c in chunks[first_content:]))
     final = chunks[-1]
     assert final.done and final.done_reason == "stop" and final.metrics is not None
     assert final.metrics.eval_count == 4 and final.metrics.tokens_per_second is not None
@@ -85,20 +88,24 @@ async def test_text_yields_content_deltas_only(fake: FakeOllama, client: AsyncOl
 @pytest.mark.parametrize("on_done", [False, True])
 async def test_tool_calls_are_collected_wherever_they_arrive(fake: FakeOllama, client: AsyncOllama,
                                                              on_done: bool) -> None:
-    fake.queue_reply(content="Checking.", tool_calls=[{"name": "get_weather", "arguments": {"city": "Tokyo"}},
-                                                      {"name": "get_time", "arguments": {}}],
+    fake.queue_reply(content="Checking.",
+                     tool_calls=[{"name": "get_weather", "arguments": {"city": "Tokyo"}},
+                                 {"name": "get_time", "arguments": {}}],
                      tool_calls_on_done=on_done)
     tools = [{"type": "function", "function": {"name": "get_weather"}}]
     result = await client.chat("qwen3", USER, tools=tools).result()
     calls = result.message.tool_calls
-    assert [(c.name, c.arguments, c.index) for c in calls] == [("get_weather", {"city": "Tokyo"}, 0),
-                                                               ("get_time", {}, 1)]
+    assert [(c.name, c.arguments, c.index) for c in calls] == [
+        ("get_weather", {"city": "Tokyo"}, 0), ("get_time", {}, 1)]
     assert all(c.id and c.id.startswith("call_") for c in calls)
 
 
-async def test_multi_turn_history_carries_thinking_and_tool_calls(fake: FakeOllama, client: AsyncOllama) -> None:
-    messages: list[Any] = [Message("system", "Be brief."), {"role": "user", "content": "Weather in Tokyo?"}]
-    fake.queue_reply(thinking="Call the tool.", tool_calls=[ToolCall("get_weather", {"city": "Tokyo"})])
+async def test_multi_turn_history_carries_thinking_and_tool_calls(fake: FakeOllama,
+                                                                  client: AsyncOllama) -> None:
+    messages: list[Any] = [Message("system", "Be brief."),
+                           {"role": "user", "content": "Weather in Tokyo?"}]
+    fake.queue_reply(thinking="Call the tool.",
+                     tool_calls=[ToolCall("get_weather", {"city": "Tokyo"})])
     first = await client.chat("qwen3", messages, think=True).result()
     messages.append(first.message)
     call = first.message.tool_calls[0]
@@ -110,8 +117,10 @@ async def test_multi_turn_history_carries_thinking_and_tool_calls(fake: FakeOlla
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "Weather in Tokyo?"},
         {"role": "assistant", "thinking": "Call the tool.", "tool_calls": [
-            {"id": call.id, "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}}]},
-        {"role": "tool", "content": "22C, sunny", "tool_name": "get_weather", "tool_call_id": call.id},
+            {"id": call.id, "function": {"index": 0, "name": "get_weather",
+                                         "arguments": {"city": "Tokyo"}}}]},
+        {"role": "tool", "content": "22C, sunny", "tool_name": "get_weather",
+         "tool_call_id": call.id},
     ]
 
 
@@ -119,10 +128,12 @@ async def test_only_the_arguments_set_are_sent(fake: FakeOllama, client: AsyncOl
     await client.chat("qwen3", USER).result()
     assert fake.requests[-1] == {"model": "qwen3", "messages": USER, "stream": True}
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    await client.chat("qwen3", USER, think="high", format=schema, options={"temperature": 0, "seed": 7},
+    await client.chat("qwen3", USER, think="high", format=schema,
+                      options={"temperature": 0, "seed": 7},
                       keep_alive="5m", logprobs=True, top_logprobs=3).result()
-    assert fake.requests[-1] == {"model": "qwen3", "messages": USER, "stream": True, "think": "high",
-                                 "format": schema, "options": {"temperature": 0, "seed": 7}, "keep_alive": "5m",
+    assert fake.requests[-1] == {"model": "qwen3", "messages": USER, "stream": True,
+                                 "think": "high", "format": schema,
+                                 "options": {"temperature": 0, "seed": 7}, "keep_alive": "5m",
                                  "logprobs": True, "top_logprobs": 3}
 
 
@@ -158,7 +169,7 @@ async def test_connection_is_reused_across_requests(fake: FakeOllama, client: As
     assert len(peers) == 1
 
 
-# -- errors ---------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------
 
 async def test_unknown_model_is_model_not_found(fake: FakeOllama, client: AsyncOllama) -> None:
     with pytest.raises(ModelNotFoundError) as info:
@@ -171,7 +182,8 @@ async def test_unknown_model_is_model_not_found(fake: FakeOllama, client: AsyncO
 
 
 @pytest.mark.parametrize("status", [400, 401, 403])
-async def test_client_errors_are_not_retried(fake: FakeOllama, client: AsyncOllama, status: int) -> None:
+async def test_client_errors_are_not_retried(fake: FakeOllama, client: AsyncOllama,
+                                             status: int) -> None:
     fake.queue_error(status, "nope")
     with pytest.raises(ResponseError) as info:
         await client.chat("qwen3", USER).result()
@@ -203,7 +215,8 @@ async def test_proxy_html_page_and_empty_body(fake: FakeOllama) -> None:
         assert info.value.status_code == 500 and info.value.error  # the reason phrase, never empty
 
 
-async def test_retryable_statuses_are_retried_then_succeed(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_retryable_statuses_are_retried_then_succeed(fake: FakeOllama,
+                                                           client: AsyncOllama) -> None:
     fake.queue_error(503, "server busy, please try again.  maximum pending requests exceeded")
     fake.queue_error(429, "slow down")
     fake.queue_reply(content="Finally.")
@@ -212,7 +225,8 @@ async def test_retryable_statuses_are_retried_then_succeed(fake: FakeOllama, cli
     assert len(fake.requests) == 3
 
 
-async def test_retries_exhausted_says_why_each_attempt_failed(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_retries_exhausted_says_why_each_attempt_failed(fake: FakeOllama,
+                                                              client: AsyncOllama) -> None:
     for _ in range(3):
         fake.queue_error(503, "busy")
     with pytest.raises(ResponseError) as info:
@@ -222,7 +236,8 @@ async def test_retries_exhausted_says_why_each_attempt_failed(fake: FakeOllama, 
     assert "gave up after 3 attempts: 503, 503, 503" in str(err)
 
 
-async def test_mid_stream_error_line_is_stream_error_with_partial(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_mid_stream_error_line_is_stream_error_with_partial(fake: FakeOllama,
+                                                                  client: AsyncOllama) -> None:
     fake.queue_reply(content="The answer is", error="model runner has unexpectedly stopped")
     seen = []
     with pytest.raises(StreamError) as info:
@@ -235,8 +250,8 @@ async def test_mid_stream_error_line_is_stream_error_with_partial(fake: FakeOlla
     assert fake.url in str(err) and len(fake.requests) == 1
 
 
-async def test_dropped_connection_is_stream_interrupted_with_exact_partial(fake: FakeOllama,
-                                                                           client: AsyncOllama) -> None:
+async def test_dropped_connection_is_stream_interrupted_with_exact_partial(
+        fake: FakeOllama, client: AsyncOllama) -> None:
     fake.queue_reply(content="a b c d e f", drop_after=3)
     seen = []
     with pytest.raises(StreamInterrupted) as info:
@@ -250,13 +265,15 @@ async def test_dropped_connection_is_stream_interrupted_with_exact_partial(fake:
 async def test_clean_eof_without_done_is_stream_interrupted() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(response_head() + http_chunk(b'{"message":{"role":"assistant","content":"Hi"},"done":false}\n')
+        writer.write(response_head()
+                     + http_chunk(b'{"message":{"role":"assistant","content":"Hi"},"done":false}\n')
                      + LAST_CHUNK)
         await writer.drain()
         await reader.read()
 
     async with raw_server(handler) as url, AsyncOllama(url, retry=NO_WAIT) as client:
-        with pytest.raises(StreamInterrupted, match=r"ended after 1 chunks without its final chunk") as info:
+        with pytest.raises(StreamInterrupted,
+                           match=r"ended after 1 chunks without its final chunk") as info:
             await client.chat("qwen3", USER).result()
         assert info.value.partial == Message("assistant", "Hi")
 
@@ -264,8 +281,8 @@ async def test_clean_eof_without_done_is_stream_interrupted() -> None:
 async def test_html_200_is_a_protocol_error() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(response_head(content_type="text/html; charset=utf-8") + http_chunk(b"<html></html>")
-                     + LAST_CHUNK)
+        writer.write(response_head(content_type="text/html; charset=utf-8")
+                     + http_chunk(b"<html></html>") + LAST_CHUNK)
         await writer.drain()
         await reader.read()
 
@@ -277,13 +294,15 @@ async def test_html_200_is_a_protocol_error() -> None:
 async def test_garbage_line_mid_stream_is_protocol_error_with_partial() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(response_head() + http_chunk(b'{"message":{"role":"assistant","content":"ok"},"done":false}\n')
+        writer.write(response_head()
+                     + http_chunk(b'{"message":{"role":"assistant","content":"ok"},"done":false}\n')
                      + http_chunk(b"Traceback (most recent call last):\n") + LAST_CHUNK)
         await writer.drain()
         await reader.read()
 
     async with raw_server(handler) as url, AsyncOllama(url, retry=NO_WAIT) as client:
-        with pytest.raises(ProtocolError, match=r"line 2 of the stream is not valid JSON: b'Traceback") as info:
+        with pytest.raises(ProtocolError,
+                           match=r"line 2 of the stream is not valid JSON: b'Traceback") as info:
             await client.chat("qwen3", USER).result()
         assert info.value.partial == Message("assistant", "ok")
         assert url in str(info.value)
@@ -303,7 +322,8 @@ async def test_connection_refused_is_connection_error(loop_errors: list[Any]) ->
             await client.chat("qwen3", USER).result()
     err = info.value
     assert isinstance(err, ConnectionError) and isinstance(err, OllamaError)
-    assert f"http://127.0.0.1:{port}" in str(err) and "ollama serve" in str(err) and "OLLAMA_HOST" in str(err)
+    assert (f"http://127.0.0.1:{port}" in str(err) and "ollama serve" in str(err)
+            and "OLLAMA_HOST" in str(err))
     assert err.attempts == 3 and err.failures == ("connection refused",) * 3
     assert err.partial is None
 
@@ -313,8 +333,9 @@ async def test_first_chunk_timeout(loop_errors: list[Any]) -> None:
         await read_request(reader)
         await reader.read()  # never answers
 
-    async with raw_server(handler) as url, AsyncOllama(url, retry=RetryPolicy(max_attempts=2, base_delay=0),
-                                                       timeouts=Timeouts(first_chunk=0.2)) as client:
+    async with raw_server(handler) as url, AsyncOllama(
+            url, retry=RetryPolicy(max_attempts=2, base_delay=0),
+            timeouts=Timeouts(first_chunk=0.2)) as client:
         with pytest.raises(OllamaTimeoutError) as info:
             await client.chat("qwen3", USER).result()
     err = info.value
@@ -343,9 +364,10 @@ async def test_slow_consumer_is_not_an_idle_timeout(fake: FakeOllama) -> None:
     assert "".join(out) == "a b c"
 
 
-# -- headers and secrets --------------------------------------------------------------------------------
+# -- headers and secrets ---------------------------------------------------------------------------
 
-async def test_headers_user_agent_and_api_key(fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_headers_user_agent_and_api_key(fake: FakeOllama,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_API_KEY", "sk-secret-123")
     async with AsyncOllama(fake.url, headers={"X-Trace": "t1"}) as client:
         await client.chat("qwen3", USER).result()
@@ -371,7 +393,7 @@ def test_only_http_and_https_hosts() -> None:
         AsyncOllama("ftp://127.0.0.1")
 
 
-# -- lifecycle: closing, cancelling, abandoning ------------------------------------------------------------
+# -- lifecycle: closing, cancelling, abandoning ----------------------------------------------------
 
 async def test_break_then_gc_closes_the_response(fake: FakeOllama, client: AsyncOllama) -> None:
     fake.queue_reply(content="word " * 200, chunk_delay=0.01)
@@ -396,7 +418,8 @@ async def test_async_with_closes_deterministically(fake: FakeOllama, client: Asy
     await stream.aclose()  # idempotent
 
 
-async def test_exception_in_the_callers_loop_closes_the_response(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_exception_in_the_callers_loop_closes_the_response(fake: FakeOllama,
+                                                                 client: AsyncOllama) -> None:
     fake.queue_reply(content="word " * 200, chunk_delay=0.01)
     with pytest.raises(KeyError):
         async with client.chat("qwen3", USER) as stream:
@@ -405,7 +428,8 @@ async def test_exception_in_the_callers_loop_closes_the_response(fake: FakeOllam
     await fake.wait_disconnect()
 
 
-async def test_abandoned_stream_is_closed_when_collected(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_abandoned_stream_is_closed_when_collected(fake: FakeOllama,
+                                                         client: AsyncOllama) -> None:
     fake.queue_reply(content="word " * 200, chunk_delay=0.01)
     stream = client.chat("qwen3", USER)
     await stream.__anext__()
@@ -414,7 +438,8 @@ async def test_abandoned_stream_is_closed_when_collected(fake: FakeOllama, clien
     await fake.wait_disconnect()
 
 
-async def test_iterating_a_finished_stream_again_is_an_error(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_iterating_a_finished_stream_again_is_an_error(fake: FakeOllama,
+                                                             client: AsyncOllama) -> None:
     stream = client.chat("qwen3", USER)
     async for _ in stream:
         pass
@@ -448,7 +473,8 @@ def test_one_client_across_separate_asyncio_runs() -> None:
         client = AsyncOllama(fake.url)
 
         async def ask(text: str) -> str:
-            return (await client.chat("qwen3", [{"role": "user", "content": text}]).result()).message.content
+            return (await client.chat(
+                "qwen3", [{"role": "user", "content": text}]).result()).message.content
 
         assert asyncio.run(ask("first")) == "You said: first"
         assert asyncio.run(ask("second")) == "You said: second"
@@ -456,9 +482,11 @@ def test_one_client_across_separate_asyncio_runs() -> None:
     gc.collect()
 
 
-async def test_backoff_longer_than_first_chunk_limit_does_not_cancel_the_caller(loop_errors: list[Any]) -> None:
-    # A refused connection fails at once; the wait before the retry outlasts the first_chunk limit, which must
-    # not fire during the wait (it used to cancel the caller's task: a bare CancelledError).
+async def test_backoff_longer_than_first_chunk_limit_does_not_cancel_the_caller(
+        loop_errors: list[Any]) -> None:
+    # A refused connection fails at once; the wait before the retry outlasts the first_chunk limit,
+    # which must not fire during the wait (it used to cancel the caller's task: a bare
+    # CancelledError).
     policy = RetryPolicy(max_attempts=2, base_delay=0.3, max_delay=0.3, jitter=0)
     async with AsyncOllama(f"http://127.0.0.1:{free_port()}", retry=policy,
                            timeouts=Timeouts(first_chunk=0.1)) as client:
@@ -474,7 +502,8 @@ async def test_total_limit_bounds_the_retries(fake: FakeOllama) -> None:
     async with AsyncOllama(fake.url, retry=policy, timeouts=Timeouts(total=1.0)) as client:
         with pytest.raises(ResponseError) as info:
             await client.chat("qwen3", USER).result()
-    assert info.value.status_code == 503 and info.value.attempts == 1  # a 5 s wait would pass the 1 s total
+    # a 5 s wait would pass the 1 s total
+    assert info.value.status_code == 503 and info.value.attempts == 1
     assert len(fake.requests) == 1
 
 

@@ -1,6 +1,7 @@
-"""FakeOllama's endpoints besides /api/chat, read over real HTTP with plain aiohttp: generate, embed, the model
-store (tags, show, ps, pull, push, create, copy, delete), blobs and the root. Shapes are checked key by key
-against Ollama's own (see PROTOCOL.md), so that the fake stays a faithful stand-in."""
+"""FakeOllama's endpoints besides /api/chat, read over real HTTP with plain aiohttp: generate,
+embed, the model store (tags, show, ps, pull, push, create, copy, delete), blobs and the root.
+Shapes are checked key by key against Ollama's own (see PROTOCOL.md), so that the fake stays a
+faithful stand-in."""
 
 from __future__ import annotations
 
@@ -23,22 +24,25 @@ from ollama_stream.testing import DEFAULT_MODELS, DEFAULT_PULLABLE, FakeOllama
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 LAYER_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
-           "eval_duration")
-DETAILS_KEYS = {"parent_model", "format", "family", "families", "parameter_size", "quantization_level"}
-PS_KEYS = {"name", "model", "size", "digest", "details", "expires_at", "size_vram", "context_length"}
-SHOW_KEYS = {"license", "modelfile", "parameters", "template", "details", "model_info", "capabilities",
-             "modified_at"}
+METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
+           "eval_count", "eval_duration")
+DETAILS_KEYS = {"parent_model", "format", "family", "families", "parameter_size",
+                "quantization_level"}
+PS_KEYS = {"name", "model", "size", "digest", "details", "expires_at", "size_vram",
+           "context_length"}
+SHOW_KEYS = {"license", "modelfile", "parameters", "template", "details", "model_info",
+             "capabilities", "modified_at"}
 PULL_FAILED = {"error": "pull model manifest: file does not exist"}
 USER = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
-# -- helpers -------------------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 
 async def call(fake: FakeOllama, method: str, path: str, body: Any = None, *,
                data: bytes | None = None) -> tuple[int, str, bytes]:
     """One request with plain aiohttp: (status, Content-Type, raw body)."""
-    kwargs: dict[str, Any] = {"data": data} if data is not None else {} if body is None else {"json": body}
+    kwargs: dict[str, Any] = ({"data": data} if data is not None
+                              else {} if body is None else {"json": body})
     async with aiohttp.ClientSession() as session, \
             session.request(method, f"{fake.url}{path}", **kwargs) as response:
         return response.status, response.headers.get("Content-Type", ""), await response.read()
@@ -83,7 +87,8 @@ async def ps(fake: FakeOllama) -> list[dict[str, Any]]:
 
 
 async def chat_status(fake: FakeOllama, model: str) -> int:
-    status, _, _ = await call(fake, "POST", "/api/chat", {"model": model, "messages": USER, "stream": False})
+    status, _, _ = await call(fake, "POST", "/api/chat",
+                              {"model": model, "messages": USER, "stream": False})
     return status
 
 
@@ -92,11 +97,12 @@ def statuses(lines: list[dict[str, Any]]) -> list[str]:
 
 
 def check_transfer(lines: list[dict[str, Any]], verb: str) -> list[str]:
-    """The layer lines of a pull or push: per layer, a first line with `total` and no `completed`, then
-    `completed` growing strictly to `total`. Returns the layer digests in order."""
+    """The layer lines of a pull or push: per layer, a first line with `total` and no `completed`,
+    then `completed` growing strictly to `total`. Returns the layer digests in order."""
     digests = list(dict.fromkeys(line["digest"] for line in lines))
     groups = [[line for line in lines if line["digest"] == digest] for digest in digests]
-    assert [line for group in groups for line in group] == lines, "each layer's lines should be contiguous"
+    assert [line for group in groups for line in group] == lines, (
+        "each layer's lines should be contiguous")
     for digest, group in zip(digests, groups, strict=True):
         assert LAYER_DIGEST.match(digest), digest
         assert len(group) >= 3, "several progress lines per layer"
@@ -121,9 +127,10 @@ def sha256_digest(data: bytes) -> str:
     return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
-# -- /api/generate -------------------------------------------------------------------------------------
+# -- /api/generate ---------------------------------------------------------------------------------
 
-async def test_generate_streams_tokens_then_a_final_chunk_with_context_and_metrics(fake: FakeOllama) -> None:
+async def test_generate_streams_tokens_then_a_final_chunk_with_context_and_metrics(
+        fake: FakeOllama) -> None:
     body = {"model": "qwen3", "prompt": "Why is the sky blue?"}
     lines = await stream(fake, "/api/generate", body)
     assert len(lines) >= 3
@@ -134,7 +141,8 @@ async def test_generate_streams_tokens_then_a_final_chunk_with_context_and_metri
         assert isinstance(line["response"], str) and line["response"]
     assert "".join(line["response"] for line in lines) == "You said: Why is the sky blue?"
     final = lines[-1]
-    assert set(final) == {"model", "created_at", "response", "done", "done_reason", "context", *METRICS}
+    assert set(final) == {"model", "created_at", "response", "done", "done_reason", "context",
+                          *METRICS}
     assert final["response"] == "" and final["done"] is True and final["done_reason"] == "stop"
     assert isinstance(final["context"], list) and final["context"]
     assert all(type(token) is int for token in final["context"])
@@ -144,13 +152,15 @@ async def test_generate_streams_tokens_then_a_final_chunk_with_context_and_metri
 
 
 async def test_generate_thinks_first_when_think_is_truthy(fake: FakeOllama) -> None:
-    lines = await stream(fake, "/api/generate", {"model": "qwen3", "prompt": "Why is the sky blue?", "think": True})
+    lines = await stream(fake, "/api/generate",
+                         {"model": "qwen3", "prompt": "Why is the sky blue?", "think": True})
     thinking = [line for line in lines if "thinking" in line]
     assert thinking, "thinking lines expected"
     for line in thinking:
         assert set(line) == {"model", "created_at", "response", "thinking", "done"}
         assert line["response"] == "" and line["thinking"]
-    assert "".join(line["thinking"] for line in thinking) == "The user wrote 5 words. I will answer briefly."
+    assert ("".join(line["thinking"] for line in thinking)
+            == "The user wrote 5 words. I will answer briefly.")
     first_content = next(n for n, line in enumerate(lines) if line["response"])
     assert all("thinking" in line for line in lines[:first_content])
     assert not any("thinking" in line for line in lines[first_content:])
@@ -167,10 +177,12 @@ async def test_generate_shares_the_reply_queue_with_chat(fake: FakeOllama) -> No
     fake.queue_reply(content="From the queue.", thinking="Queued thought.")
     fake.queue_reply(content="Second in line.")
     lines = await stream(fake, "/api/generate", {"model": "qwen3", "prompt": "anything"})
-    assert "".join(line.get("thinking", "") for line in lines) == "Queued thought."  # shown without `think`
+    # shown without `think`
+    assert "".join(line.get("thinking", "") for line in lines) == "Queued thought."
     assert "".join(line["response"] for line in lines) == "From the queue."
     assert fake.pending == 1
-    status, reply = await call_json(fake, "POST", "/api/chat", {"model": "qwen3", "messages": USER, "stream": False})
+    status, reply = await call_json(fake, "POST", "/api/chat",
+                                    {"model": "qwen3", "messages": USER, "stream": False})
     assert status == 200 and reply["message"]["content"] == "Second in line."
     assert fake.pending == 0
     lines = await stream(fake, "/api/generate", {"model": "qwen3", "prompt": "again"})
@@ -184,8 +196,8 @@ async def test_generate_unstreamed_is_one_object_with_everything_joined(fake: Fa
     status, reply = await call_json(fake, "POST", "/api/generate",
                                     {"model": "qwen3", "prompt": "go", "stream": False})
     assert status == 200
-    assert set(reply) == {"model", "created_at", "response", "thinking", "done", "done_reason", "context",
-                          *METRICS}
+    assert set(reply) == {"model", "created_at", "response", "thinking", "done", "done_reason",
+                          "context", *METRICS}
     assert reply["response"] == "All of it at once."
     assert reply["thinking"] == "No streaming wanted."
     assert reply["done"] is True and reply["done_reason"] == "stop"
@@ -193,7 +205,8 @@ async def test_generate_unstreamed_is_one_object_with_everything_joined(fake: Fa
     assert all(type(reply[key]) is int and reply[key] > 0 for key in METRICS)
 
 
-async def test_generate_context_is_deterministic_and_carries_the_given_context(fake: FakeOllama) -> None:
+async def test_generate_context_is_deterministic_and_carries_the_given_context(
+        fake: FakeOllama) -> None:
     async def context(body: dict[str, Any]) -> list[int]:
         lines = await stream(fake, "/api/generate", {"model": "qwen3", **body})
         assert not any("context" in line for line in lines[:-1]), "context only on the final chunk"
@@ -206,22 +219,26 @@ async def test_generate_context_is_deterministic_and_carries_the_given_context(f
     continued = await context({"prompt": "Go on.", "context": first})
     assert continued[:len(first)] == first and len(continued) > len(first)
     async with FakeOllama() as other:
-        lines = await stream(other, "/api/generate", {"model": "qwen3", "prompt": "Tell me a story."})
+        lines = await stream(other, "/api/generate",
+                             {"model": "qwen3", "prompt": "Tell me a story."})
         assert lines[-1]["context"] == first  # the same across servers and runs
 
 
 async def test_generate_raw_has_no_context_and_refuses_a_template(fake: FakeOllama) -> None:
-    lines = await stream(fake, "/api/generate", {"model": "qwen3", "prompt": "[INST] hi [/INST]", "raw": True})
+    lines = await stream(fake, "/api/generate",
+                         {"model": "qwen3", "prompt": "[INST] hi [/INST]", "raw": True})
     assert lines[-1]["done"] is True and "context" not in lines[-1]
     status, body = await call_json(fake, "POST", "/api/generate",
-                                   {"model": "qwen3", "prompt": "hi", "raw": True, "system": "Be brief."})
+                                   {"model": "qwen3", "prompt": "hi", "raw": True,
+                                    "system": "Be brief."})
     assert status == 400
     assert body == {"error": "raw mode does not support template, system, or context"}
 
 
 async def test_generate_unknown_or_missing_model(fake: FakeOllama) -> None:
     fake.queue_reply(content="kept for later")
-    status, body = await call_json(fake, "POST", "/api/generate", {"model": "nosuch", "prompt": "hi"})
+    status, body = await call_json(fake, "POST", "/api/generate",
+                                   {"model": "nosuch", "prompt": "hi"})
     assert status == 404 and body == {"error": "model 'nosuch' not found"}
     status, body = await call_json(fake, "POST", "/api/generate", {"prompt": "hi"})
     assert status == 400 and body == {"error": "model is required"}
@@ -232,7 +249,8 @@ async def test_generate_unknown_or_missing_model(fake: FakeOllama) -> None:
 
 async def test_generate_queued_http_error(fake: FakeOllama) -> None:
     fake.queue_error(503, "server busy, please try again.  maximum pending requests exceeded")
-    status, body = await call_json(fake, "POST", "/api/generate", {"model": "qwen3", "prompt": "hi"})
+    status, body = await call_json(fake, "POST", "/api/generate",
+                                   {"model": "qwen3", "prompt": "hi"})
     assert status == 503
     assert body == {"error": "server busy, please try again.  maximum pending requests exceeded"}
     assert fake.pending == 0
@@ -249,14 +267,16 @@ async def test_generate_error_line_replaces_the_final_chunk(fake: FakeOllama) ->
 
 async def test_generate_unstreamed_error_is_a_500(fake: FakeOllama) -> None:
     fake.queue_reply(content="partial", error="boom")
-    status, body = await call_json(fake, "POST", "/api/generate", {"model": "qwen3", "prompt": "hi", "stream": False})
+    status, body = await call_json(fake, "POST", "/api/generate",
+                                   {"model": "qwen3", "prompt": "hi", "stream": False})
     assert status == 500 and body == {"error": "boom"}
 
 
 async def test_generate_drop_after_cuts_the_connection(fake: FakeOllama) -> None:
     fake.queue_reply(content="one two three four", drop_after=2)
     async with aiohttp.ClientSession() as session, \
-            session.post(f"{fake.url}/api/generate", json={"model": "qwen3", "prompt": "hi"}) as response:
+            session.post(f"{fake.url}/api/generate",
+                         json={"model": "qwen3", "prompt": "hi"}) as response:
         assert response.status == 200
         assert json.loads(await response.content.readline())["response"] == "one "
         assert json.loads(await response.content.readline())["response"] == "two "
@@ -267,7 +287,8 @@ async def test_generate_drop_after_cuts_the_connection(fake: FakeOllama) -> None
 async def test_generate_stall_after_stops_writing_until_the_client_leaves(fake: FakeOllama) -> None:
     fake.queue_reply(content="one two three", stall_after=1)
     async with aiohttp.ClientSession() as session, \
-            session.post(f"{fake.url}/api/generate", json={"model": "qwen3", "prompt": "hi"}) as response:
+            session.post(f"{fake.url}/api/generate",
+                         json={"model": "qwen3", "prompt": "hi"}) as response:
         assert json.loads(await response.content.readline())["response"] == "one "
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(response.content.readline(), 0.3)
@@ -288,9 +309,11 @@ async def test_empty_prompt_loads_and_keep_alive_zero_unloads(fake: FakeOllama) 
     status, body = await call_json(fake, "POST", "/api/generate", {"model": "llama3.2"})
     assert status == 200
     assert set(body) == {"model", "created_at", "response", "done", "done_reason"}
-    assert (body["model"], body["response"], body["done"], body["done_reason"]) == ("llama3.2", "", True, "load")
+    assert ((body["model"], body["response"], body["done"], body["done_reason"])
+            == ("llama3.2", "", True, "load"))
     assert [m["name"] for m in await ps(fake)] == ["llama3.2:latest"]
-    status, body = await call_json(fake, "POST", "/api/generate", {"model": "llama3.2", "keep_alive": 0})
+    status, body = await call_json(fake, "POST", "/api/generate",
+                                   {"model": "llama3.2", "keep_alive": 0})
     assert status == 200 and body["done_reason"] == "unload"
     assert await ps(fake) == []
     assert fake.pending == 1
@@ -298,14 +321,16 @@ async def test_empty_prompt_loads_and_keep_alive_zero_unloads(fake: FakeOllama) 
 
 async def test_embedding_models_refuse_generate_and_chat(loop_errors: list[dict[str, Any]]) -> None:
     async with FakeOllama(models=["nomic-embed-text", "qwen3"]) as fake:
-        status, body = await call_json(fake, "POST", "/api/generate", {"model": "nomic-embed-text", "prompt": "x"})
+        status, body = await call_json(fake, "POST", "/api/generate",
+                                       {"model": "nomic-embed-text", "prompt": "x"})
         assert status == 400 and body == {"error": '"nomic-embed-text" does not support generate'}
-        status, body = await call_json(fake, "POST", "/api/chat", {"model": "nomic-embed-text", "messages": USER})
+        status, body = await call_json(fake, "POST", "/api/chat",
+                                       {"model": "nomic-embed-text", "messages": USER})
         assert status == 400 and body == {"error": '"nomic-embed-text" does not support chat'}
         assert await chat_status(fake, "qwen3") == 200
 
 
-# -- /api/pull -----------------------------------------------------------------------------------------
+# -- /api/pull -------------------------------------------------------------------------------------
 
 async def test_pull_streams_ollamas_progress_and_the_model_becomes_known(fake: FakeOllama) -> None:
     assert "tinyllama:latest" not in await tags(fake)
@@ -331,16 +356,19 @@ async def test_pulling_an_unknown_name_is_200_then_an_error_line(fake: FakeOllam
 
 
 async def test_pull_unstreamed(fake: FakeOllama) -> None:
-    status, body = await call_json(fake, "POST", "/api/pull", {"model": "qwen3:0.6b", "stream": False})
+    status, body = await call_json(fake, "POST", "/api/pull",
+                                   {"model": "qwen3:0.6b", "stream": False})
     assert status == 200 and body == {"status": "success"}
     assert "qwen3:0.6b" in await tags(fake)
-    status, body = await call_json(fake, "POST", "/api/pull", {"model": "no-such-model", "stream": False})
+    status, body = await call_json(fake, "POST", "/api/pull",
+                                   {"model": "no-such-model", "stream": False})
     assert status == 500 and body == PULL_FAILED
 
 
 async def test_pulling_a_known_model_succeeds_and_changes_nothing(fake: FakeOllama) -> None:
     before = await tags(fake)
-    lines = await stream(fake, "/api/pull", {"model": "qwen3"})  # not in `pullable`, but already here
+    # not in `pullable`, but already here
+    lines = await stream(fake, "/api/pull", {"model": "qwen3"})
     assert lines[-1] == {"status": "success"}
     assert await tags(fake) == before
 
@@ -348,8 +376,8 @@ async def test_pulling_a_known_model_succeeds_and_changes_nothing(fake: FakeOlla
 async def test_pullable_names_are_configurable(loop_errors: list[dict[str, Any]]) -> None:
     assert {"tinyllama", "nomic-embed-text", "qwen3:0.6b"} <= set(DEFAULT_PULLABLE)
     async with FakeOllama(models=["qwen3"], pullable=["my-org/custom:7b"]) as fake:
-        assert await stream(fake, "/api/pull", {"model": "tinyllama"}) == [{"status": "pulling manifest"},
-                                                                           PULL_FAILED]
+        assert await stream(fake, "/api/pull", {"model": "tinyllama"}) == [
+            {"status": "pulling manifest"}, PULL_FAILED]
         lines = await stream(fake, "/api/pull", {"model": "my-org/custom:7b"})
         assert lines[-1] == {"status": "success"}
         found = await tags(fake)
@@ -374,7 +402,7 @@ async def test_a_pull_left_midway_adds_nothing(loop_errors: list[dict[str, Any]]
         assert "tinyllama:latest" not in await tags(fake)
 
 
-# -- /api/push -----------------------------------------------------------------------------------------
+# -- /api/push -------------------------------------------------------------------------------------
 
 async def test_push_streams_progress_for_a_known_model(fake: FakeOllama) -> None:
     lines = await stream(fake, "/api/push", {"model": "qwen3", "insecure": True})
@@ -387,19 +415,22 @@ async def test_push_streams_progress_for_a_known_model(fake: FakeOllama) -> None
 
 async def test_pushing_an_unknown_model_is_200_then_an_error_line(fake: FakeOllama) -> None:
     lines = await stream(fake, "/api/push", {"model": "nosuch"})
-    assert lines[:2] == [{"status": "retrieving manifest"}, {"status": "couldn't retrieve manifest"}]
+    assert lines[:2] == [{"status": "retrieving manifest"},
+                         {"status": "couldn't retrieve manifest"}]
     assert len(lines) == 3 and set(lines[2]) == {"error"}
     assert lines[2]["error"].endswith("/library/nosuch/latest: no such file or directory")
 
 
-# -- /api/create ---------------------------------------------------------------------------------------
+# -- /api/create -----------------------------------------------------------------------------------
 
 async def test_create_from_a_known_model(fake: FakeOllama) -> None:
-    lines = await stream(fake, "/api/create", {"model": "brief", "from": "qwen3", "system": "Be brief."})
+    lines = await stream(fake, "/api/create",
+                         {"model": "brief", "from": "qwen3", "system": "Be brief."})
     assert lines == [{"status": "reading model metadata"}, {"status": "creating system layer"},
                      {"status": "writing manifest"}, {"status": "success"}]
     entry = (await tags(fake))["brief:latest"]
-    assert entry["details"]["parent_model"] == "qwen3:latest" and entry["details"]["family"] == "qwen3"
+    assert (entry["details"]["parent_model"] == "qwen3:latest"
+            and entry["details"]["family"] == "qwen3")
     status, shown = await call_json(fake, "POST", "/api/show", {"model": "brief"})
     assert status == 200 and shown["system"] == "Be brief."
     assert 'SYSTEM """Be brief."""' in shown["modelfile"]
@@ -408,7 +439,8 @@ async def test_create_from_a_known_model(fake: FakeOllama) -> None:
 
 async def test_create_without_a_system_prompt_has_no_system_layer(fake: FakeOllama) -> None:
     lines = await stream(fake, "/api/create", {"model": "plain", "from": "llama3.2"})
-    assert lines == [{"status": "reading model metadata"}, {"status": "writing manifest"}, {"status": "success"}]
+    assert lines == [{"status": "reading model metadata"}, {"status": "writing manifest"},
+                     {"status": "success"}]
     status, shown = await call_json(fake, "POST", "/api/show", {"model": "plain"})
     assert status == 200 and "system" not in shown
 
@@ -417,14 +449,15 @@ async def test_create_with_a_template_and_parameters(fake: FakeOllama) -> None:
     body = {"model": "tuned", "from": "qwen3", "template": "{{ .Prompt }}",
             "parameters": {"temperature": 0.2, "num_ctx": 8192}}
     lines = await stream(fake, "/api/create", body)
-    assert statuses(lines) == ["reading model metadata", "creating template layer", "creating parameters layer",
-                               "writing manifest", "success"]
+    assert statuses(lines) == ["reading model metadata", "creating template layer",
+                               "creating parameters layer", "writing manifest", "success"]
     status, shown = await call_json(fake, "POST", "/api/show", {"model": "tuned"})
     assert status == 200 and shown["template"] == "{{ .Prompt }}"
     parameters = shown["parameters"].splitlines()
     assert f"{'num_ctx':<30} 8192" in parameters
     assert f"{'temperature':<30} 0.2" in parameters
-    assert f"{'temperature':<30} 0.6" not in parameters  # the request's value wins over the base model's
+    # the request's value wins over the base model's
+    assert f"{'temperature':<30} 0.6" not in parameters
     assert f"{'top_p':<30} 0.95" in parameters  # the base model's others are kept
 
 
@@ -438,12 +471,13 @@ async def test_create_from_an_unknown_model_fails_like_its_pull(fake: FakeOllama
 
 
 async def test_create_from_a_pullable_model_pulls_it_first(fake: FakeOllama) -> None:
-    lines = await stream(fake, "/api/create", {"model": "tiny-helper", "from": "tinyllama", "system": "Help."})
+    lines = await stream(fake, "/api/create",
+                         {"model": "tiny-helper", "from": "tinyllama", "system": "Help."})
     names = statuses(lines)
     assert names[0] == "pulling manifest"
     pulled_at = names.index("success")
-    assert names[pulled_at + 1:] == ["reading model metadata", "creating system layer", "writing manifest",
-                                     "success"]
+    assert names[pulled_at + 1:] == ["reading model metadata", "creating system layer",
+                                     "writing manifest", "success"]
     check_transfer([line for line in lines if "digest" in line], "pulling")
     known = await tags(fake)
     assert "tinyllama:latest" in known and "tiny-helper:latest" in known
@@ -457,7 +491,8 @@ async def test_create_needs_from_or_files(fake: FakeOllama) -> None:
 
 
 async def test_create_unstreamed(fake: FakeOllama) -> None:
-    status, body = await call_json(fake, "POST", "/api/create", {"model": "quiet", "from": "qwen3", "stream": False})
+    status, body = await call_json(fake, "POST", "/api/create",
+                                   {"model": "quiet", "from": "qwen3", "stream": False})
     assert status == 200 and body == {"status": "success"}
     assert "quiet:latest" in await tags(fake)
 
@@ -467,11 +502,13 @@ async def test_create_from_uploaded_gguf_files(fake: FakeOllama) -> None:
     digest = sha256_digest(weights)
     status, _, _ = await call(fake, "POST", f"/api/blobs/{digest}", data=weights)
     assert status == 201
-    lines = await stream(fake, "/api/create", {"model": "from-file", "files": {"model.gguf": digest}})
+    lines = await stream(fake, "/api/create",
+                         {"model": "from-file", "files": {"model.gguf": digest}})
     assert lines == [{"status": "parsing GGUF"}, {"status": "reading model metadata"},
                      {"status": "writing manifest"}, {"status": "success"}]
     entry = (await tags(fake))["from-file:latest"]
-    assert entry["details"]["parent_model"] == "" and entry["details"]["quantization_level"] == "F16"
+    assert (entry["details"]["parent_model"] == ""
+            and entry["details"]["quantization_level"] == "F16")
 
 
 async def test_create_from_files_that_are_missing_or_not_gguf(fake: FakeOllama) -> None:
@@ -481,9 +518,11 @@ async def test_create_from_files_that_are_missing_or_not_gguf(fake: FakeOllama) 
     assert lines[-1]["error"].endswith(f"{missing.replace(':', '-')}: no such file or directory")
     text = b"just some text"
     await call(fake, "POST", f"/api/blobs/{sha256_digest(text)}", data=text)
-    lines = await stream(fake, "/api/create", {"model": "broken", "files": {"model.gguf": sha256_digest(text)}})
+    lines = await stream(fake, "/api/create",
+                         {"model": "broken", "files": {"model.gguf": sha256_digest(text)}})
     assert lines == [{"status": "parsing GGUF"}, {"error": "supplied file was not in GGUF format"}]
-    status, body = await call_json(fake, "POST", "/api/create", {"model": "broken", "files": {"notes.txt": missing}})
+    status, body = await call_json(fake, "POST", "/api/create",
+                                   {"model": "broken", "files": {"notes.txt": missing}})
     assert status == 400 and body == {"error": "unknown type"}
     assert "broken:latest" not in await tags(fake)
 
@@ -494,18 +533,22 @@ async def test_create_quantizes_only_f16_weights(fake: FakeOllama) -> None:
     weights = b"GGUF f16 weights"
     await call(fake, "POST", f"/api/blobs/{sha256_digest(weights)}", data=weights)
     lines = await stream(fake, "/api/create",
-                         {"model": "q", "files": {"m.gguf": sha256_digest(weights)}, "quantize": "q8_0"})
-    assert {"status": "quantizing F16 model to Q8_0"} in lines and lines[-1] == {"status": "success"}
+                         {"model": "q", "files": {"m.gguf": sha256_digest(weights)},
+                          "quantize": "q8_0"})
+    assert ({"status": "quantizing F16 model to Q8_0"} in lines
+            and lines[-1] == {"status": "success"})
     assert (await tags(fake))["q:latest"]["details"]["quantization_level"] == "Q8_0"
 
 
-# -- /api/embed ----------------------------------------------------------------------------------------
+# -- /api/embed ------------------------------------------------------------------------------------
 
 async def test_embed_shape_norm_and_metrics(fake: FakeOllama) -> None:
     status, body = await call_json(fake, "POST", "/api/embed",
-                                   {"model": "qwen3", "input": ["The sky is blue.", "Grass is green."]})
+                                   {"model": "qwen3",
+                                    "input": ["The sky is blue.", "Grass is green."]})
     assert status == 200
-    assert set(body) == {"model", "embeddings", "total_duration", "load_duration", "prompt_eval_count"}
+    assert set(body) == {"model", "embeddings", "total_duration", "load_duration",
+                         "prompt_eval_count"}
     assert body["model"] == "qwen3"
     vectors = body["embeddings"]
     assert len(vectors) == 2 and vectors[0] != vectors[1]
@@ -529,21 +572,26 @@ async def test_embed_is_deterministic_per_text_and_model(fake: FakeOllama) -> No
     assert await embed("qwen3:latest", "The sky is blue.") == [sky]
     assert await embed("llama3.2", "The sky is blue.") != [sky]
     async with FakeOllama() as other:
-        status, body = await call_json(other, "POST", "/api/embed", {"model": "qwen3", "input": "The sky is blue."})
+        status, body = await call_json(other, "POST", "/api/embed",
+                                       {"model": "qwen3", "input": "The sky is blue."})
         assert status == 200 and body["embeddings"] == [sky]
 
 
 async def test_embed_dimensions_shorten_and_renormalise(fake: FakeOllama) -> None:
     _, full = await call_json(fake, "POST", "/api/embed", {"model": "qwen3", "input": "hello"})
-    _, short = await call_json(fake, "POST", "/api/embed", {"model": "qwen3", "input": "hello", "dimensions": 3})
+    _, short = await call_json(fake, "POST", "/api/embed",
+                               {"model": "qwen3", "input": "hello", "dimensions": 3})
     [vector] = short["embeddings"]
     assert len(vector) == 3
     assert math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, rel_tol=1e-9)
     prefix = full["embeddings"][0][:3]
     norm = math.sqrt(sum(v * v for v in prefix))
-    assert vector == pytest.approx([v / norm for v in prefix])  # Ollama truncates, then normalises again
-    _, longer = await call_json(fake, "POST", "/api/embed", {"model": "qwen3", "input": "hello", "dimensions": 50})
-    assert longer["embeddings"] == full["embeddings"]  # more than the model has: ignored, as by Ollama
+    # Ollama truncates, then normalises again
+    assert vector == pytest.approx([v / norm for v in prefix])
+    _, longer = await call_json(fake, "POST", "/api/embed",
+                                {"model": "qwen3", "input": "hello", "dimensions": 50})
+    # more than the model has: ignored, as by Ollama
+    assert longer["embeddings"] == full["embeddings"]
 
 
 async def test_embedding_length_option(loop_errors: list[dict[str, Any]]) -> None:
@@ -562,11 +610,12 @@ async def test_embed_errors_and_empty_input(fake: FakeOllama) -> None:
         assert status == 400 and body == {"error": "invalid input type"}, bad
     empties: tuple[str | list[str], ...] = ("", [])
     for empty in empties:
-        status, body = await call_json(fake, "POST", "/api/embed", {"model": "qwen3", "input": empty})
+        status, body = await call_json(fake, "POST", "/api/embed",
+                                       {"model": "qwen3", "input": empty})
         assert status == 200 and body == {"model": "qwen3", "embeddings": []}
 
 
-# -- /api/tags -----------------------------------------------------------------------------------------
+# -- /api/tags -------------------------------------------------------------------------------------
 
 async def test_tags_have_realistic_entries(fake: FakeOllama) -> None:
     found = await tags(fake)
@@ -600,13 +649,14 @@ async def test_tags_list_the_most_recently_modified_first(fake: FakeOllama) -> N
     assert stamps == sorted(stamps, reverse=True) and stamps[0] > stamps[1]
 
 
-# -- /api/show -----------------------------------------------------------------------------------------
+# -- /api/show -------------------------------------------------------------------------------------
 
 async def test_show_a_chat_model(fake: FakeOllama) -> None:
     status, shown = await call_json(fake, "POST", "/api/show", {"model": "qwen3"})
     assert status == 200
     assert set(shown) == SHOW_KEYS
-    assert all(isinstance(shown[key], str) for key in ("license", "modelfile", "parameters", "template"))
+    assert all(isinstance(shown[key], str)
+               for key in ("license", "modelfile", "parameters", "template"))
     assert shown["capabilities"] == ["completion", "tools", "thinking"]
     entry = (await tags(fake))["qwen3:latest"]
     assert shown["details"] == entry["details"] and shown["modified_at"] == entry["modified_at"]
@@ -625,10 +675,12 @@ async def test_show_verbose_fills_the_tokenizer_arrays(fake: FakeOllama) -> None
     _, brief = await call_json(fake, "POST", "/api/show", {"model": "qwen3"})
     _, verbose = await call_json(fake, "POST", "/api/show", {"model": "qwen3", "verbose": True})
     arrays = [key for key, value in verbose["model_info"].items() if isinstance(value, list)]
-    assert {"tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"} <= set(arrays)
+    assert {"tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+            "tokenizer.ggml.merges"} <= set(arrays)
     for key in arrays:
         assert len(verbose["model_info"][key]) > 5, key
-        assert brief["model_info"][key] == [], key  # Ollama empties arrays longer than 5 unless verbose
+        # Ollama empties arrays longer than 5 unless verbose
+        assert brief["model_info"][key] == [], key
     assert {k: v for k, v in verbose["model_info"].items() if k not in arrays} == {
         k: v for k, v in brief["model_info"].items() if k not in arrays}
 
@@ -648,11 +700,12 @@ async def test_show_unknown_or_missing_model(fake: FakeOllama) -> None:
     assert status == 400 and body == {"error": "model is required"}
 
 
-# -- /api/ps -------------------------------------------------------------------------------------------
+# -- /api/ps ---------------------------------------------------------------------------------------
 
 async def test_ps_is_empty_until_a_model_is_used(fake: FakeOllama) -> None:
     assert await ps(fake) == []
-    await call(fake, "POST", "/api/chat", {"model": "nosuch", "messages": USER})  # a 404 loads nothing
+    # a 404 loads nothing
+    await call(fake, "POST", "/api/chat", {"model": "nosuch", "messages": USER})
     await call(fake, "POST", "/api/embed", {"model": "nosuch", "input": "x"})
     assert await ps(fake) == []
 
@@ -671,31 +724,36 @@ async def test_ps_lists_used_models_latest_first_with_ollamas_shape(fake: FakeOl
     for entry in loaded:
         assert set(entry) == PS_KEYS
         assert entry["model"] == entry["name"]
-        assert type(entry["size"]) is int and entry["size"] > 0 and entry["size_vram"] == entry["size"]
+        assert (type(entry["size"]) is int and entry["size"] > 0
+                and entry["size_vram"] == entry["size"])
         assert entry["digest"] == known[entry["name"]]["digest"]
         assert entry["details"] == known[entry["name"]]["details"]
         assert entry["context_length"] == 4096
         expires = parse_time(entry["expires_at"])
-        assert now + timedelta(minutes=4) < expires < now + timedelta(minutes=6)  # keep_alive defaults to 5m
+        # keep_alive defaults to 5m
+        assert now + timedelta(minutes=4) < expires < now + timedelta(minutes=6)
 
 
 async def test_ps_honours_keep_alive_and_num_ctx(fake: FakeOllama) -> None:
-    await call(fake, "POST", "/api/chat", {"model": "qwen3", "messages": USER, "keep_alive": "1h",
-                                           "options": {"num_ctx": 8192}})
+    await call(fake, "POST", "/api/chat", {"model": "qwen3", "messages": USER,
+                                           "keep_alive": "1h", "options": {"num_ctx": 8192}})
     await call(fake, "POST", "/api/chat", {"model": "llama3.2", "messages": USER, "keep_alive": 60})
-    await call(fake, "POST", "/api/chat", {"model": "deepseek-r1", "messages": USER, "keep_alive": -1})
+    await call(fake, "POST", "/api/chat", {"model": "deepseek-r1", "messages": USER,
+                                           "keep_alive": -1})
     loaded = {m["name"]: m for m in await ps(fake)}
-    assert list(loaded) == ["deepseek-r1:latest", "qwen3:latest", "llama3.2:latest"]  # longest to stay first
+    # longest to stay first
+    assert list(loaded) == ["deepseek-r1:latest", "qwen3:latest", "llama3.2:latest"]
     now = datetime.now(timezone.utc)
     assert parse_time(loaded["deepseek-r1:latest"]["expires_at"]) > now + timedelta(days=365 * 100)
-    assert now + timedelta(minutes=59) < parse_time(loaded["qwen3:latest"]["expires_at"]) < now + timedelta(hours=2)
+    assert (now + timedelta(minutes=59) < parse_time(loaded["qwen3:latest"]["expires_at"])
+            < now + timedelta(hours=2))
     assert now < parse_time(loaded["llama3.2:latest"]["expires_at"]) < now + timedelta(seconds=61)
     assert loaded["qwen3:latest"]["context_length"] == 8192
     await call(fake, "POST", "/api/chat", {"model": "qwen3", "messages": USER, "keep_alive": 0})
     assert [m["name"] for m in await ps(fake)] == ["deepseek-r1:latest", "llama3.2:latest"]
 
 
-# -- /api/delete and /api/copy -------------------------------------------------------------------------
+# -- /api/delete and /api/copy ---------------------------------------------------------------------
 
 async def test_delete_forgets_the_model(fake: FakeOllama) -> None:
     status, _, raw = await call(fake, "DELETE", "/api/delete", {"model": "qwen3"})
@@ -717,25 +775,28 @@ async def test_delete_unknown_or_missing_model(fake: FakeOllama) -> None:
 
 
 async def test_copy_makes_both_names_known(fake: FakeOllama) -> None:
-    status, _, raw = await call(fake, "POST", "/api/copy", {"source": "qwen3", "destination": "my-qwen"})
+    status, _, raw = await call(fake, "POST", "/api/copy",
+                                {"source": "qwen3", "destination": "my-qwen"})
     assert status == 200 and raw == b""
     found = await tags(fake)
     source, copy = found["qwen3:latest"], found["my-qwen:latest"]
-    assert (copy["digest"], copy["size"], copy["details"]) == (source["digest"], source["size"], source["details"])
+    assert ((copy["digest"], copy["size"], copy["details"])
+            == (source["digest"], source["size"], source["details"]))
     assert await chat_status(fake, "qwen3") == 200 and await chat_status(fake, "my-qwen") == 200
     await call(fake, "DELETE", "/api/delete", {"model": "qwen3"})
     assert await chat_status(fake, "my-qwen") == 200  # the copy outlives its source
 
 
 async def test_copy_from_a_missing_source(fake: FakeOllama) -> None:
-    status, body = await call_json(fake, "POST", "/api/copy", {"source": "nosuch", "destination": "other"})
+    status, body = await call_json(fake, "POST", "/api/copy",
+                                   {"source": "nosuch", "destination": "other"})
     assert status == 404 and body == {"error": 'model "nosuch" not found'}
     status, body = await call_json(fake, "POST", "/api/copy", {"source": "qwen3"})
     assert status == 400 and body == {"error": 'destination "" is invalid'}
     assert "other:latest" not in await tags(fake)
 
 
-# -- /api/blobs/:digest --------------------------------------------------------------------------------
+# -- /api/blobs/:digest ----------------------------------------------------------------------------
 
 async def test_blob_upload_then_head(fake: FakeOllama) -> None:
     data = b"GGUF some bytes \x00\xff"
@@ -756,7 +817,8 @@ async def test_blob_upload_then_head(fake: FakeOllama) -> None:
 
 async def test_blob_digest_mismatch_and_bad_format(fake: FakeOllama) -> None:
     claimed = "sha256:" + "0" * 64
-    status, content_type, raw = await call(fake, "POST", f"/api/blobs/{claimed}", data=b"other bytes")
+    status, content_type, raw = await call(fake, "POST", f"/api/blobs/{claimed}",
+                                           data=b"other bytes")
     assert status == 400 and content_type.startswith("application/json")
     assert json.loads(raw) == {
         "error": f'digest mismatch, expected "{claimed}", got "{sha256_digest(b"other bytes")}"'}
@@ -767,7 +829,7 @@ async def test_blob_digest_mismatch_and_bad_format(fake: FakeOllama) -> None:
     assert status == 400 and json.loads(raw) == {"error": "invalid digest format"}
 
 
-# -- the root, unknown paths, and recording --------------------------------------------------------------
+# -- the root, unknown paths, and recording --------------------------------------------------------
 
 async def test_root_answers_get_and_head(fake: FakeOllama) -> None:
     status, content_type, raw = await call(fake, "GET", "/")
@@ -783,15 +845,18 @@ async def test_unknown_paths_and_methods(fake: FakeOllama) -> None:
     assert status == 404 and raw == b"404 page not found"
     status, _, raw = await call(fake, "GET", "/api/generate")
     assert status == 405 and raw == b"405 method not allowed"
-    assert [(r.method, r.path) for r in fake.received] == [("GET", "/api/nope"), ("GET", "/api/generate")]
+    assert [(r.method, r.path) for r in fake.received] == [("GET", "/api/nope"),
+                                                           ("GET", "/api/generate")]
 
 
 async def test_every_request_is_recorded(fake: FakeOllama) -> None:
     blob = b"blob bytes"
     sent: list[tuple[str, str, Any]] = [
-        ("GET", "/", None), ("HEAD", "/", None), ("GET", "/api/version", None), ("GET", "/api/tags", None),
-        ("GET", "/api/ps", None), ("POST", "/api/generate", {"model": "qwen3", "prompt": "hi"}),
-        ("POST", "/api/embed", {"model": "qwen3", "input": "hi"}), ("POST", "/api/show", {"model": "qwen3"}),
+        ("GET", "/", None), ("HEAD", "/", None), ("GET", "/api/version", None),
+        ("GET", "/api/tags", None), ("GET", "/api/ps", None),
+        ("POST", "/api/generate", {"model": "qwen3", "prompt": "hi"}),
+        ("POST", "/api/embed", {"model": "qwen3", "input": "hi"}),
+        ("POST", "/api/show", {"model": "qwen3"}),
         ("POST", "/api/pull", {"model": "tinyllama"}), ("POST", "/api/push", {"model": "qwen3"}),
         ("POST", "/api/create", {"model": "c", "from": "qwen3"}),
         ("POST", "/api/copy", {"source": "qwen3", "destination": "d"}),
@@ -812,7 +877,7 @@ async def test_every_request_is_recorded(fake: FakeOllama) -> None:
     assert fake.requests == [{"model": "qwen3", "prompt": "hi"}]  # only chat and generate bodies
 
 
-# -- thread mode and the official client -----------------------------------------------------------------
+# -- thread mode and the official client -----------------------------------------------------------
 
 def test_thread_mode_serves_the_model_store_to_a_blocking_client() -> None:
     def post(url: str, body: dict[str, Any]) -> bytes:
@@ -825,9 +890,11 @@ def test_thread_mode_serves_the_model_store_to_a_blocking_client() -> None:
     with FakeOllama() as fake:
         lines = ndjson(post(f"{fake.url}/api/pull", {"model": "nomic-embed-text"}))
         assert lines[-1] == {"status": "success"}
-        body = json.loads(post(f"{fake.url}/api/embed", {"model": "nomic-embed-text", "input": ["a", "b"]}))
+        body = json.loads(post(f"{fake.url}/api/embed",
+                               {"model": "nomic-embed-text", "input": ["a", "b"]}))
         assert [len(vector) for vector in body["embeddings"]] == [8, 8]
-        reply = json.loads(post(f"{fake.url}/api/generate", {"model": "qwen3", "prompt": "hi", "stream": False}))
+        reply = json.loads(post(f"{fake.url}/api/generate",
+                                {"model": "qwen3", "prompt": "hi", "stream": False}))
         assert reply["response"] == "You said: hi"
         with urllib.request.urlopen(f"{fake.url}/api/ps", timeout=10) as response:
             assert [m["name"] for m in json.loads(response.read())["models"]] == [
@@ -838,7 +905,8 @@ async def test_the_official_client_reads_every_endpoint(fake: FakeOllama) -> Non
     async with ollama.AsyncClient(host=fake.url) as official:
         progress = [part async for part in await official.pull("tinyllama", stream=True)]
         assert progress[-1].status == "success"
-        assert [p.completed for p in progress if p.digest][-1] == [p.total for p in progress if p.digest][-1]
+        assert ([p.completed for p in progress if p.digest][-1]
+                == [p.total for p in progress if p.digest][-1])
         generated = await official.generate(model="tinyllama", prompt="hi")
         assert generated.response == "You said: hi" and generated.done and generated.context
         embedded = await official.embed(model="qwen3", input=["a", "b"])
@@ -851,8 +919,8 @@ async def test_the_official_client_reads_every_endpoint(fake: FakeOllama) -> Non
         running = await official.ps()
         assert [m.model for m in running.models] == ["qwen3:latest", "tinyllama:latest"]
         assert all(m.expires_at is not None and m.size_vram for m in running.models)
-        created = [part.status async for part in await official.create("mine", from_="qwen3", system="Hi.",
-                                                                          stream=True)]
+        created = [part.status async for part in await official.create(
+            "mine", from_="qwen3", system="Hi.", stream=True)]
         assert created[-1] == "success"
         await official.copy("mine", "mine-too")
         await official.delete("mine")

@@ -1,5 +1,6 @@
-"""Fault injection against real loopback servers: the client never loses or duplicates output, and every
-failure is a typed error. Retries, phase timeouts, cancellation, load, hostile servers and TLS."""
+"""Fault injection against real loopback servers: the client never loses or duplicates output, and
+every failure is a typed error. Retries, phase timeouts, cancellation, load, hostile servers and
+TLS."""
 
 from __future__ import annotations
 
@@ -72,8 +73,10 @@ def recorder(client: AsyncOllama) -> Recorder:
     return sleep
 
 
-async def consume(client: AsyncOllama, **kw: Any) -> tuple[list[str], OllamaError | None, str | None]:
-    """Stream one reply; return the content deltas yielded, the error (if any) and the final content."""
+async def consume(client: AsyncOllama,
+                  **kw: Any) -> tuple[list[str], OllamaError | None, str | None]:
+    """Stream one reply; return the content deltas yielded, the error (if any) and the final
+    content."""
     seen: list[str] = []
     stream = client.chat("qwen3", USER, **kw)
     try:
@@ -84,11 +87,11 @@ async def consume(client: AsyncOllama, **kw: Any) -> tuple[list[str], OllamaErro
     return seen, None, (await stream.result()).message.content
 
 
-# -- retries -----------------------------------------------------------------------------------------------
+# -- retries ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
-async def test_each_retryable_status_is_retried(fake: FakeOllama, client: AsyncOllama, recorder: Recorder,
-                                                status: int) -> None:
+async def test_each_retryable_status_is_retried(fake: FakeOllama, client: AsyncOllama,
+                                                recorder: Recorder, status: int) -> None:
     fake.queue_error(status, "transient")
     fake.queue_reply(content="ok")
     seen, error, content = await consume(client)
@@ -97,8 +100,8 @@ async def test_each_retryable_status_is_retried(fake: FakeOllama, client: AsyncO
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 422])
-async def test_client_statuses_are_never_retried(fake: FakeOllama, client: AsyncOllama, recorder: Recorder,
-                                                 status: int) -> None:
+async def test_client_statuses_are_never_retried(fake: FakeOllama, client: AsyncOllama,
+                                                 recorder: Recorder, status: int) -> None:
     fake.queue_error(status, "no")
     fake.queue_reply(content="must not be reached")
     _, error, _ = await consume(client)
@@ -106,7 +109,8 @@ async def test_client_statuses_are_never_retried(fake: FakeOllama, client: Async
     assert len(fake.requests) == 1 and recorder.delays == [] and error.attempts == 1
 
 
-async def test_backoff_is_exponential_with_seeded_jitter(fake: FakeOllama, recorder: Recorder) -> None:
+async def test_backoff_is_exponential_with_seeded_jitter(fake: FakeOllama,
+                                                         recorder: Recorder) -> None:
     policy = RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=3.0, jitter=0.25)
     async with AsyncOllama(fake.url, retry=policy) as client:
         client._sleep = recorder
@@ -123,8 +127,9 @@ async def test_backoff_is_exponential_with_seeded_jitter(fake: FakeOllama, recor
 
 
 @pytest.mark.parametrize("header,expected", [("2", 2.0), ("0", 0.0), ("100", 10.0)])
-async def test_retry_after_seconds_is_honoured_and_capped(fake: FakeOllama, client: AsyncOllama, recorder: Recorder,
-                                                          header: str, expected: float) -> None:
+async def test_retry_after_seconds_is_honoured_and_capped(fake: FakeOllama, client: AsyncOllama,
+                                                          recorder: Recorder, header: str,
+                                                          expected: float) -> None:
     fake.queue_error(429, "slow down", headers={"Retry-After": header})
     _, error, _ = await consume(client)
     assert error is None
@@ -134,7 +139,8 @@ async def test_retry_after_seconds_is_honoured_and_capped(fake: FakeOllama, clie
 async def test_retry_after_http_date(fake: FakeOllama, recorder: Recorder) -> None:
     async with AsyncOllama(fake.url, retry=RetryPolicy(max_delay=60)) as client:
         client._sleep = recorder
-        fake.queue_error(503, "busy", headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)})
+        fake.queue_error(503, "busy",
+                         headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)})
         _, error, _ = await consume(client)
     assert error is None
     [delay] = recorder.delays
@@ -151,7 +157,8 @@ async def test_final_error_lists_every_attempt(fake: FakeOllama, client: AsyncOl
     assert str(error).endswith("(gave up after 3 attempts: 503, 500, 502)")
 
 
-async def test_connection_reset_before_first_line_is_retried_without_duplicates(loop_errors: list[Any]) -> None:
+async def test_connection_reset_before_first_line_is_retried_without_duplicates(
+        loop_errors: list[Any]) -> None:
     attempts = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -173,7 +180,8 @@ async def test_connection_reset_before_first_line_is_retried_without_duplicates(
     assert "".join(seen) == content == EXPECTED_CONTENT
 
 
-async def test_nothing_is_retried_once_output_started(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_nothing_is_retried_once_output_started(fake: FakeOllama,
+                                                      client: AsyncOllama) -> None:
     fake.queue_error(503, "busy")
     fake.queue_reply(content="one two three four", drop_after=2)
     fake.queue_reply(content="a retry would have used this")
@@ -185,18 +193,20 @@ async def test_nothing_is_retried_once_output_started(fake: FakeOllama, client: 
 
 
 async def test_error_line_is_never_retried(fake: FakeOllama, client: AsyncOllama) -> None:
-    fake.queue_reply(error="model runner has unexpectedly stopped")  # an error line before any output
+    # an error line before any output
+    fake.queue_reply(error="model runner has unexpectedly stopped")
     fake.queue_reply(content="must not be reached")
     _, error, _ = await consume(client)
     assert isinstance(error, StreamError) and error.partial is None
     assert len(fake.requests) == 1
 
 
-# -- timeouts by phase ---------------------------------------------------------------------------------------
+# -- timeouts by phase -----------------------------------------------------------------------------
 
 @pytest.fixture
 def unaccepting_port() -> Iterator[int]:
-    """A port whose listen backlog is full: connecting to it hangs (SYNs are dropped), on loopback only."""
+    """A port whose listen backlog is full: connecting to it hangs (SYNs are dropped), on loopback
+    only."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(0)
@@ -213,14 +223,16 @@ def unaccepting_port() -> Iterator[int]:
         sock.close()
 
 
-async def test_connect_timeout_is_retried_then_raised(unaccepting_port: int, loop_errors: list[Any]) -> None:
+async def test_connect_timeout_is_retried_then_raised(unaccepting_port: int,
+                                                      loop_errors: list[Any]) -> None:
     policy = RetryPolicy(max_attempts=2, base_delay=0, jitter=0)
     async with AsyncOllama(f"http://127.0.0.1:{unaccepting_port}", retry=policy,
                            timeouts=Timeouts(connect=0.2)) as client:
         started = time.monotonic()
         _, error, _ = await consume(client)
     assert isinstance(error, OllamaTimeoutError) and isinstance(error, TimeoutError)
-    assert error.phase == "connect" and error.timeout == 0.2 and "0.2s (connect timeout)" in str(error)
+    assert (error.phase == "connect" and error.timeout == 0.2
+            and "0.2s (connect timeout)" in str(error))
     assert error.failures == ("connect timeout", "connect timeout")
     assert time.monotonic() - started < 5
 
@@ -237,14 +249,15 @@ async def test_stall_mid_first_line_is_a_first_chunk_timeout(loop_errors: list[A
         await reader.read()
 
     policy = RetryPolicy(max_attempts=2, base_delay=0)
-    async with raw_server(handler) as url, AsyncOllama(url, retry=policy,
-                                                       timeouts=Timeouts(first_chunk=0.2)) as client:
+    async with raw_server(handler) as url, AsyncOllama(
+            url, retry=policy, timeouts=Timeouts(first_chunk=0.2)) as client:
         _, error, _ = await consume(client)
     assert isinstance(error, OllamaTimeoutError) and error.phase == "first_chunk"
     assert error.attempts == 2 and requests == 2 and error.partial is None
 
 
-async def test_stall_mid_line_after_output_is_an_idle_timeout_with_partial(loop_errors: list[Any]) -> None:
+async def test_stall_mid_line_after_output_is_an_idle_timeout_with_partial(
+        loop_errors: list[Any]) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(response_head() + chunked_body(TRANSCRIPT_LINES[:3])[:-len(LAST_CHUNK)]
@@ -260,9 +273,10 @@ async def test_stall_mid_line_after_output_is_an_idle_timeout_with_partial(loop_
     assert "".join(seen) == error.partial.content and error.attempts == 1
 
 
-# -- hostile servers: drops, fragments, big lines, garbage ----------------------------------------------------
+# -- hostile servers: drops, fragments, big lines, garbage -----------------------------------------
 
-async def test_dropped_at_any_byte_offset_never_gives_a_short_result(loop_errors: list[Any]) -> None:
+async def test_dropped_at_any_byte_offset_never_gives_a_short_result(
+        loop_errors: list[Any]) -> None:
     response = response_head() + chunked_body(TRANSCRIPT_LINES)
     rng = random.Random(20261121)
     offsets = sorted({0, len(response) - 1, len(response), *rng.sample(range(len(response)), 80)})
@@ -287,14 +301,16 @@ async def test_dropped_at_any_byte_offset_never_gives_a_short_result(loop_errors
                 outcomes["complete"] += 1
                 continue
             outcomes["error"] += 1
-            assert isinstance(error, (StreamInterrupted, OllamaConnectionError, ProtocolError)), (cut, error)
+            assert isinstance(error, (StreamInterrupted, OllamaConnectionError,
+                                      ProtocolError)), (cut, error)
             partial = error.partial.content if error.partial else ""
             assert partial == "".join(seen), f"cut at {cut}: partial differs from what was yielded"
             assert EXPECTED_CONTENT.startswith(partial), f"cut at {cut}"
     assert outcomes["complete"] >= 1 and outcomes["error"] >= 60
 
 
-@pytest.mark.parametrize("http_chunk_per_byte", [False, True], ids=["tcp-bytes", "http-chunk-bytes"])
+@pytest.mark.parametrize("http_chunk_per_byte", [False, True],
+                         ids=["tcp-bytes", "http-chunk-bytes"])
 async def test_writes_fragmented_byte_by_byte_with_pauses(http_chunk_per_byte: bool,
                                                           loop_errors: list[Any]) -> None:
     body = (b"".join(http_chunk(TRANSCRIPT[i:i + 1]) for i in range(len(TRANSCRIPT))) + LAST_CHUNK
@@ -329,10 +345,12 @@ async def test_one_mebibyte_tool_call_line_streams(fake: FakeOllama, client: Asy
     (b'{"done": "yes"}', "field 'done'"),
     (b"\xff\xfe garbage", "not valid JSON"),
 ])
-async def test_garbage_and_wrong_types_after_a_good_line(line: bytes, match: str, loop_errors: list[Any]) -> None:
+async def test_garbage_and_wrong_types_after_a_good_line(line: bytes, match: str,
+                                                         loop_errors: list[Any]) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(response_head() + chunked_body([TRANSCRIPT_LINES[1], line + b"\n", TRANSCRIPT_LINES[-1]]))
+        writer.write(response_head() + chunked_body([TRANSCRIPT_LINES[1], line + b"\n",
+                                                     TRANSCRIPT_LINES[-1]]))
         await writer.drain()
         await reader.read()
 
@@ -354,7 +372,7 @@ async def test_invalid_http_is_a_protocol_error(loop_errors: list[Any]) -> None:
     assert isinstance(error, ProtocolError) and "valid HTTP" in str(error)
 
 
-# -- cancellation and resources ------------------------------------------------------------------------------
+# -- cancellation and resources --------------------------------------------------------------------
 
 async def test_cancel_closes_the_response_promptly(fake: FakeOllama, client: AsyncOllama) -> None:
     fake.queue_reply(content="word " * 500, chunk_delay=0.005)
@@ -391,7 +409,8 @@ async def test_a_thousand_concurrent_streams_through_one_client(loop_errors: lis
         assert client.pool_limit == 100
 
         async def one(i: int) -> str:
-            result = await client.chat("qwen3", [{"role": "user", "content": f"stream {i} ok"}]).result()
+            result = await client.chat("qwen3",
+                                       [{"role": "user", "content": f"stream {i} ok"}]).result()
             return result.message.content
 
         results = await asyncio.gather(*(one(i) for i in range(1000)))
@@ -435,7 +454,7 @@ def test_a_client_used_by_two_running_loops_says_so() -> None:
         loop.close()
 
 
-# -- security -----------------------------------------------------------------------------------------------
+# -- security --------------------------------------------------------------------------------------
 
 @pytest.fixture
 def tls() -> tuple[trustme.CA, ssl.SSLContext]:
@@ -446,7 +465,8 @@ def tls() -> tuple[trustme.CA, ssl.SSLContext]:
 
 
 @pytest.fixture
-async def tls_fake(tls: tuple[trustme.CA, ssl.SSLContext], loop_errors: list[Any]) -> AsyncIterator[FakeOllama]:
+async def tls_fake(tls: tuple[trustme.CA, ssl.SSLContext],
+                   loop_errors: list[Any]) -> AsyncIterator[FakeOllama]:
     async with FakeOllama(ssl=tls[1]) as server:
         yield server
 
@@ -456,11 +476,12 @@ async def test_tls_is_verified_by_default(tls_fake: FakeOllama) -> None:
     async with AsyncOllama(tls_fake.url, retry=NO_WAIT) as client:
         _, error, _ = await consume(client)
     assert isinstance(error, OllamaConnectionError) and "TLS failed" in str(error)
-    assert error.attempts == 1 and error.failures == ("TLS failure",)  # a bad certificate is not retried
+    # a bad certificate is not retried
+    assert error.attempts == 1 and error.failures == ("TLS failure",)
 
 
-async def test_tls_with_the_callers_ca_or_explicitly_unverified(tls: tuple[trustme.CA, ssl.SSLContext],
-                                                                tls_fake: FakeOllama) -> None:
+async def test_tls_with_the_callers_ca_or_explicitly_unverified(
+        tls: tuple[trustme.CA, ssl.SSLContext], tls_fake: FakeOllama) -> None:
     context = ssl.create_default_context()
     tls[0].configure_trust(context)
     async with AsyncOllama(tls_fake.url, ssl=context) as client:
@@ -485,8 +506,8 @@ async def test_api_key_never_appears_in_errors_or_reprs(monkeypatch: pytest.Monk
                                headers={"Authorization": "Bearer sk-very-secret"}) as other:
             errors.append((await consume(other))[1])
             text = repr(other)
-    assert [type(e).__name__ for e in errors] == ["ResponseError", "StreamError", "StreamInterrupted", "NoneType",
-                                                  "OllamaConnectionError"]
+    assert [type(e).__name__ for e in errors] == [
+        "ResponseError", "StreamError", "StreamInterrupted", "NoneType", "OllamaConnectionError"]
     for error in errors:
         assert "sk-very-secret" not in f"{error}{error!r}{getattr(error, '__dict__', '')}"
     assert "sk-very-secret" not in text

@@ -1,5 +1,6 @@
-"""JSON schemas from Python functions (ollama_stream.tools): the signature -> schema table, docstring parsing,
-schema validity against jsonschema, unsupported annotations, the Tool wrapper and validate_arguments."""
+"""JSON schemas from Python functions (ollama_stream.tools): the signature -> schema table,
+docstring parsing, schema validity against jsonschema, unsupported annotations, the Tool wrapper and
+validate_arguments."""
 
 import enum
 import json
@@ -20,7 +21,7 @@ from ollama_stream.tools import (
     validate_arguments,
 )
 
-# -- types used by the table -----------------------------------------------------------------------------------
+# -- types used by the table -----------------------------------------------------------------------
 
 
 class Color(enum.Enum):
@@ -94,7 +95,8 @@ class MovieFilter(TypedDict, total=False):
     after: int
 
 
-MOVIE_SCHEMA = {"type": "object", "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
+MOVIE_SCHEMA = {"type": "object",
+                "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
                 "required": ["title", "year"]}
 
 
@@ -107,7 +109,7 @@ class Opaque:
     pass
 
 
-# -- module-level functions for the table ---------------------------------------------------------------------
+# -- module-level functions for the table ----------------------------------------------------------
 
 
 def f_str(x: str) -> None: ...
@@ -143,7 +145,8 @@ def f_typeddict(movie: Movie) -> None: ...
 def f_typeddict_partial(query: MovieFilter) -> None: ...
 def f_dict_typeddict(x: dict[str, Movie]) -> None: ...
 def f_varargs(x: int, *args: int, **kwargs: str) -> None: ...
-def f_nothing_required(a: int = 1, b: Optional[str] = None, c: int | None = None) -> None: ...  # noqa: UP045
+def f_nothing_required(a: int = 1, b: Optional[str] = None,  # noqa: UP045
+                       c: int | None = None) -> None: ...
 def f_no_params() -> None: ...
 def f_order(b: int, a: str, c: bool = False, /, *, d: float) -> None: ...
 
@@ -166,59 +169,69 @@ TABLE = [
     pytest.param(f_bool, _r(["x"], x={"type": "boolean"}), {"x": False}, {"x": 0}, id="bool"),
     pytest.param(f_list_int, _r(["x"], x={"type": "array", "items": {"type": "integer"}}),
                  {"x": [1, 2]}, {"x": [1, "2"]}, id="list[int]"),
-    pytest.param(f_bare_list, _r(["x"], x={"type": "array"}), {"x": [1, "a", None]}, {"x": {}}, id="bare-list"),
-    pytest.param(f_bare_dict, _r(["x"], x={"type": "object"}), {"x": {"k": [1]}}, {"x": []}, id="bare-dict"),
-    pytest.param(f_dict_str_float, _r(["x"], x={"type": "object", "additionalProperties": {"type": "number"}}),
+    pytest.param(f_bare_list, _r(["x"], x={"type": "array"}), {"x": [1, "a", None]}, {"x": {}},
+                 id="bare-list"),
+    pytest.param(f_bare_dict, _r(["x"], x={"type": "object"}), {"x": {"k": [1]}}, {"x": []},
+                 id="bare-dict"),
+    pytest.param(f_dict_str_float,
+                 _r(["x"], x={"type": "object", "additionalProperties": {"type": "number"}}),
                  {"x": {"a": 1.5, "b": 2}}, {"x": {"a": "1.5"}}, id="dict[str,float]"),
-    pytest.param(f_dict_str_any, _r(["x"], x={"type": "object"}), {"x": {"a": None}}, {"x": "a"},
-                 id="dict[str,Any]"),
+    pytest.param(f_dict_str_any, _r(["x"], x={"type": "object"}), {"x": {"a": None}},
+                 {"x": "a"}, id="dict[str,Any]"),
     pytest.param(f_tuple_var, _r(["x"], x={"type": "array", "items": {"type": "string"}}),
                  {"x": ["a", "b"]}, {"x": ["a", 2]}, id="tuple[str,...]"),
-    pytest.param(f_literal, _r(["x"], x={"type": "string", "enum": ["a", "b"]}), {"x": "b"}, {"x": "c"},
-                 id="Literal[str]"),
-    pytest.param(f_literal_int, _p(x={"type": "integer", "enum": [1, 2, 3], "default": 2}), {}, {"x": 4},
-                 id="Literal[int]-default"),
-    pytest.param(f_literal_mixed, _r(["x"], x={"enum": [1, "x"]}), {"x": "x"}, {"x": "y"}, id="Literal-mixed"),
-    pytest.param(f_literal_enum_member, _r(["x"], x={"type": "string", "enum": ["red"]}), {"x": "red"},
-                 {"x": "green"}, id="Literal[Enum.member]"),
-    pytest.param(f_enum, _p(x={"type": "string", "enum": ["red", "green"], "default": "red"}), {"x": "green"},
-                 {"x": "RED"}, id="Enum-str-default"),
-    pytest.param(f_enum_required, _r(["x"], x={"type": "string", "enum": ["red", "green"]}), {"x": "red"},
-                 {}, id="Enum-str-required"),
-    pytest.param(f_int_enum, _p(x={"type": "integer", "enum": [1, 2], "default": 2}), {"x": 1}, {"x": 3},
-                 id="IntEnum"),
+    pytest.param(f_literal, _r(["x"], x={"type": "string", "enum": ["a", "b"]}), {"x": "b"},
+                 {"x": "c"}, id="Literal[str]"),
+    pytest.param(f_literal_int, _p(x={"type": "integer", "enum": [1, 2, 3], "default": 2}), {},
+                 {"x": 4}, id="Literal[int]-default"),
+    pytest.param(f_literal_mixed, _r(["x"], x={"enum": [1, "x"]}), {"x": "x"}, {"x": "y"},
+                 id="Literal-mixed"),
+    pytest.param(f_literal_enum_member, _r(["x"], x={"type": "string", "enum": ["red"]}),
+                 {"x": "red"}, {"x": "green"}, id="Literal[Enum.member]"),
+    pytest.param(f_enum, _p(x={"type": "string", "enum": ["red", "green"], "default": "red"}),
+                 {"x": "green"}, {"x": "RED"}, id="Enum-str-default"),
+    pytest.param(f_enum_required, _r(["x"], x={"type": "string", "enum": ["red", "green"]}),
+                 {"x": "red"}, {}, id="Enum-str-required"),
+    pytest.param(f_int_enum, _p(x={"type": "integer", "enum": [1, 2], "default": 2}), {"x": 1},
+                 {"x": 3}, id="IntEnum"),
     pytest.param(f_optional, _p(x={"type": "integer"}), {}, {"x": "1"}, id="Optional[int]"),
     pytest.param(f_pipe_none, _p(x={"type": "integer"}), {"x": 1}, {"x": [1]}, id="int|None"),
     pytest.param(f_default, _p(x={"type": "integer", "default": 5}), {}, {"x": True}, id="default"),
     pytest.param(f_optional_none, _p(x={"type": "string", "default": None}), {"x": "s"}, {"x": 1},
                  id="Optional[str]=None"),
     pytest.param(f_any, _r(["x"], x={}), {"x": [None, {"a": 1}]}, {}, id="Any"),
-    pytest.param(f_union, _r(["x"], x={"anyOf": [{"type": "integer"}, {"type": "string"}]}), {"x": "a"},
-                 {"x": 1.5}, id="Union[int,str]"),
-    pytest.param(f_optional_union, _p(x={"anyOf": [{"type": "integer"}, {"type": "string"}]}), {"x": 1},
-                 {"x": False}, id="Union[int,str,None]"),
-    pytest.param(f_annotated, _r(["x"], x={"type": "string", "description": "the name"}), {"x": "Ann"},
-                 {"x": None}, id="Annotated-description"),
+    pytest.param(f_union, _r(["x"], x={"anyOf": [{"type": "integer"}, {"type": "string"}]}),
+                 {"x": "a"}, {"x": 1.5}, id="Union[int,str]"),
+    pytest.param(f_optional_union, _p(x={"anyOf": [{"type": "integer"}, {"type": "string"}]}),
+                 {"x": 1}, {"x": False}, id="Union[int,str,None]"),
+    pytest.param(f_annotated, _r(["x"], x={"type": "string", "description": "the name"}),
+                 {"x": "Ann"}, {"x": None}, id="Annotated-description"),
     pytest.param(f_annotated_non_str, _r(["x"], x={"type": "integer"}), {"x": 1}, {"x": "1"},
                  id="Annotated-non-str-metadata"),
     pytest.param(f_dataclass, _r(["where"], where=POINT_SCHEMA), {"where": GOOD_POINT},
                  {"where": {"lat": 1.0}}, id="dataclass"),
     pytest.param(f_nested_dataclass, _r(["route"], route=ROUTE_SCHEMA),
-                 {"route": {"start": GOOD_POINT, "end": {"lat": 0, "lon": 0, "tags": ["x"]}, "mode": "red"}},
-                 {"route": {"start": GOOD_POINT, "end": {"lat": 0, "lon": "east"}}}, id="nested-dataclass"),
+                 {"route": {"start": GOOD_POINT, "end": {"lat": 0, "lon": 0, "tags": ["x"]},
+                            "mode": "red"}},
+                 {"route": {"start": GOOD_POINT, "end": {"lat": 0, "lon": "east"}}},
+                 id="nested-dataclass"),
     pytest.param(f_list_dataclass, _r(["points"], points={"type": "array", "items": POINT_SCHEMA}),
                  {"points": [GOOD_POINT, {"lat": 1, "lon": 2, "label": "b"}]},
                  {"points": [GOOD_POINT, {"lat": 1, "lon": 2, "label": 3}]}, id="list[dataclass]"),
-    pytest.param(f_typeddict, _r(["movie"], movie=MOVIE_SCHEMA), {"movie": {"title": "Heat", "year": 1995}},
+    pytest.param(f_typeddict, _r(["movie"], movie=MOVIE_SCHEMA),
+                 {"movie": {"title": "Heat", "year": 1995}},
                  {"movie": {"title": "Heat"}}, id="TypedDict-total"),
     pytest.param(f_typeddict_partial,
-                 _r(["query"], query={"type": "object", "properties": {"genre": {"type": "string"},
-                                                                      "after": {"type": "integer"}}}),
+                 _r(["query"], query={"type": "object",
+                                      "properties": {"genre": {"type": "string"},
+                                                     "after": {"type": "integer"}}}),
                  {"query": {}}, {"query": {"after": "1990"}}, id="TypedDict-total=False"),
-    pytest.param(f_dict_typeddict, _r(["x"], x={"type": "object", "additionalProperties": MOVIE_SCHEMA}),
+    pytest.param(f_dict_typeddict,
+                 _r(["x"], x={"type": "object", "additionalProperties": MOVIE_SCHEMA}),
                  {"x": {"a": {"title": "A", "year": 1}}}, {"x": {"a": {"title": "A", "year": "1"}}},
                  id="dict[str,TypedDict]"),
-    pytest.param(f_varargs, _r(["x"], x={"type": "integer"}), {"x": 1}, {}, id="*args-**kwargs-left-out"),
+    pytest.param(f_varargs, _r(["x"], x={"type": "integer"}), {"x": 1}, {},
+                 id="*args-**kwargs-left-out"),
     pytest.param(f_nothing_required,
                  _p(a={"type": "integer", "default": 1}, b={"type": "string", "default": None},
                     c={"type": "integer", "default": None}),
@@ -246,7 +259,8 @@ def _property_orders(schema: Any) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(("function", "expected", "valid", "invalid"), TABLE)
-def test_parameters_schema(function: Any, expected: dict[str, Any], valid: Any, invalid: Any) -> None:
+def test_parameters_schema(function: Any, expected: dict[str, Any], valid: Any,
+                           invalid: Any) -> None:
     schema = schema_for_function(function)
     assert schema["name"] == function.__name__
     assert schema["parameters"] == expected
@@ -296,7 +310,8 @@ def test_typeddict_not_required_and_required() -> None:
 
     for cls in (Total, Partial):
         assert schema_for_annotation(cls, "x") == {
-            "type": "object", "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
+            "type": "object",
+            "properties": {"title": {"type": "string"}, "year": {"type": "integer"}},
             "required": ["title"]}
 
 
@@ -328,7 +343,8 @@ def test_dataclass_without_docstring_has_no_field_descriptions() -> None:
     # the generated __doc__ "Plain(a: int, b: str = 'x')" must not be read as a docstring
     assert Plain.__doc__ and Plain.__doc__.startswith("Plain(")
     assert schema_for_annotation(Plain, "x") == {
-        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string", "default": "x"}},
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string", "default": "x"}},
         "required": ["a"]}
 
 
@@ -341,7 +357,8 @@ def test_dataclass_field_order_and_default_factory() -> None:
 
     schema = schema_for_annotation(Ordered, "x")
     assert list(schema["properties"]) == ["zeta", "alpha", "mid"]
-    assert schema["properties"]["alpha"] == {"type": "array", "items": {"type": "integer"}}  # factory not recorded
+    # factory not recorded
+    assert schema["properties"]["alpha"] == {"type": "array", "items": {"type": "integer"}}
     assert schema["properties"]["mid"] == {"type": "number", "default": 0.5}
     assert schema["required"] == ["zeta"]
 
@@ -381,10 +398,11 @@ def test_dataclass_attributes_section_describes_fields() -> None:
 def test_annotated_optional_is_not_required() -> None:
     def f(x: Annotated[Optional[int], "how many"]) -> None: ...  # noqa: UP045
 
-    assert schema_for_function(f)["parameters"] == _p(x={"type": "integer", "description": "how many"})
+    assert schema_for_function(f)["parameters"] == _p(
+        x={"type": "integer", "description": "how many"})
 
 
-# -- docstrings ---------------------------------------------------------------------------------------------------
+# -- docstrings ------------------------------------------------------------------------------------
 
 
 def google_style(city: str, days: int = 3, units: str = "metric", verbose: bool = False) -> str:
@@ -474,13 +492,15 @@ def only_args(x: int) -> int:
 
 DOCSTRING_CASES = [
     pytest.param(google_style, "Get the weather forecast for a city.",
-                 {"city": 'The city name, for example "Paris".', "days": "How many days to forecast.",
+                 {"city": 'The city name, for example "Paris".',
+                  "days": "How many days to forecast.",
                   "units": "Either metric or imperial."}, id="google"),
     pytest.param(rest_style, "Search the index.",
                  {"query": "What to look for, in plain words.", "limit": "At most this many hits.",
                   "exact": "Match the whole phrase."}, id="rest"),
     pytest.param(numpy_style, "Add two numbers.",
-                 {"x": "The first number, never NaN.", "y": "The second number.", "z": "No type given."}, id="numpy"),
+                 {"x": "The first number, never NaN.", "y": "The second number.",
+                  "z": "No type given."}, id="numpy"),
 ]
 
 
@@ -495,13 +515,14 @@ def test_docstring_summary_and_parameter_descriptions(function: Any, summary: st
 
 
 @pytest.mark.parametrize(("function", "summary", "descriptions"), DOCSTRING_CASES)
-def test_parse_docstring_directly(function: Any, summary: str, descriptions: dict[str, str]) -> None:
+def test_parse_docstring_directly(function: Any, summary: str,
+                                  descriptions: dict[str, str]) -> None:
     parsed_summary, params = parse_docstring(function.__doc__)
     assert parsed_summary == summary
     assert {k: v for k, v in params.items() if k in descriptions} == descriptions
     # nothing from Returns / Raises / Examples leaks into a real parameter
-    leaks = ("forecast as text", "The hits.", "The sum.", ">>>", "KeyError", "Never.", "If x is NaN", "unknown",
-             "not a parameter")
+    leaks = ("forecast as text", "The hits.", "The sum.", ">>>", "KeyError", "Never.",
+             "If x is NaN", "unknown", "not a parameter")
     assert not [(name, text) for name, text in params.items() for word in leaks if word in text]
 
 
@@ -529,7 +550,8 @@ def test_no_docstring_means_no_description_key() -> None:
     assert "description" not in schema
     assert "description" not in schema["parameters"]["properties"]["x"]
     assert Tool.from_function(no_docstring).to_schema() == {
-        "type": "function", "function": {"name": "no_docstring", "parameters": _r(["x"], x={"type": "integer"})}}
+        "type": "function",
+        "function": {"name": "no_docstring", "parameters": _r(["x"], x={"type": "integer"})}}
 
 
 def test_docstring_with_only_an_args_section_has_no_summary() -> None:
@@ -543,7 +565,8 @@ def test_docstring_with_only_an_args_section_has_no_summary() -> None:
     ("", ("", {})),
     pytest.param("Args:\n    a: A.\n", ("", {"a": "A."})),
     ("One line.", ("One line.", {})),
-    ("\n    Starts on the second line\n    and wraps.\n\n    More.\n", ("Starts on the second line and wraps.", {})),
+    ("\n    Starts on the second line\n    and wraps.\n\n    More.\n",
+     ("Starts on the second line and wraps.", {})),
     ("Summary.\nArgs:\n    a: A.\n", ("Summary.", {"a": "A."})),
     ("Summary.\n:param a: A.\n", ("Summary.", {"a": "A."})),
     ("Summary.\n\nReturns:\n    a: B.\n", ("Summary.", {})),
@@ -553,14 +576,14 @@ def test_docstring_with_only_an_args_section_has_no_summary() -> None:
      ("S.", {"a": "A map: of things.", "b": "B."})),
     ("S.\n\nKeyword Args:\n    a: A.\n", ("S.", {"a": "A."})),
     ("S.\n\nArgs:\n    a: A.\nReturns:\n    b: B.\n", ("S.", {"a": "A."})),
-], ids=["none", "empty", "args-first-line", "one-line", "leading-newline", "args-right-after-summary",
-        "param-right-after-summary", "returns-only", "star-args", "google-type-and-colon-continuation",
-        "keyword-args", "returns-without-blank"])
+], ids=["none", "empty", "args-first-line", "one-line", "leading-newline",
+        "args-right-after-summary", "param-right-after-summary", "returns-only", "star-args",
+        "google-type-and-colon-continuation", "keyword-args", "returns-without-blank"])
 def test_parse_docstring_table(doc: str | None, expected: tuple[str, dict[str, str]]) -> None:
     assert parse_docstring(doc) == expected
 
 
-# -- unsupported annotations --------------------------------------------------------------------------------------
+# -- unsupported annotations -----------------------------------------------------------------------
 
 
 def takes_set(tags: set[int]) -> None: ...
@@ -580,10 +603,11 @@ def takes_unresolvable(x: "Missing") -> None: ...  # type: ignore[name-defined] 
     (takes_pair, r"parameter 'pair' of tool 'takes_pair': unsupported annotation"),
     (takes_untyped, r"parameter 'x' of tool 'takes_untyped' has no type annotation"),
     (takes_bad_field, r"parameter 'extra' of tool 'takes_bad_field': unsupported annotation"),
-    (takes_recursive, r"parameter 'tree' of tool 'takes_recursive'(\.children)+: the type nests too deeply"),
+    (takes_recursive,
+     r"parameter 'tree' of tool 'takes_recursive'(\.children)+: the type nests too deeply"),
     (takes_unresolvable, r"parameter 'x' of tool 'takes_unresolvable': cannot resolve"),
-], ids=["set", "plain-class", "dict-int-keys", "fixed-tuple", "no-annotation", "list-of-class", "recursive",
-        "unresolvable"])
+], ids=["set", "plain-class", "dict-int-keys", "fixed-tuple", "no-annotation", "list-of-class",
+        "recursive", "unresolvable"])
 def test_unsupported_annotations_raise_type_error(function: Any, pattern: str) -> None:
     with pytest.raises(TypeError, match=pattern):
         schema_for_function(function)
@@ -612,7 +636,8 @@ def test_forward_references_inside_builtin_generics_resolve_on_every_python() ->
     assert trail["properties"]["stops"] == points
     assert trail["properties"]["by_name"] == {"type": "object", "additionalProperties": points}
     assert trail["properties"]["note"] == {**points, "description": "points of interest"}
-    assert trail["properties"]["kind"] == {"type": "string", "enum": ["Point", "line"], "default": "line"}
+    assert trail["properties"]["kind"] == {"type": "string", "enum": ["Point", "line"],
+                                           "default": "line"}
     parameters = Tool.from_function(takes_forward_refs).to_schema()["function"]["parameters"]
     assert parameters["properties"]["extra"] == points
     assert parameters["properties"]["trail"] == trail
@@ -633,7 +658,8 @@ def test_unsupported_dataclass_field_names_the_field() -> None:
 
     def pack(box: Box) -> None: ...
 
-    with pytest.raises(TypeError, match=r"^parameter 'box' of tool 'pack'\.content: sets are not JSON"):
+    with pytest.raises(TypeError,
+                       match=r"^parameter 'box' of tool 'pack'\.content: sets are not JSON"):
         schema_for_function(pack)
 
 
@@ -663,7 +689,7 @@ def test_non_tools_are_rejected(item: Any) -> None:
         tool_schemas([item])
 
 
-# -- Tool ---------------------------------------------------------------------------------------------------------
+# -- Tool ------------------------------------------------------------------------------------------
 
 
 RICH_SCHEMA: dict[str, Any] = {
@@ -679,7 +705,8 @@ RICH_SCHEMA: dict[str, Any] = {
                 "stops": {"type": "array", "items": {"$ref": "#/$defs/place"}, "minItems": 1},
                 "mode": {"type": "string", "enum": ["car", "train"], "default": "train"},
                 "budget": {"anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}]},
-                "meta": {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+                "meta": {"type": "object",
+                         "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
                          "x-vendor": {"keep": True}},
             },
             "required": ["stops"],
@@ -721,7 +748,8 @@ def test_from_schema_round_trip() -> None:
 
 
 def test_from_schema_rejects_malformed() -> None:
-    for bad in ({}, {"type": "function"}, {"function": {"description": "x"}}, {"function": {"name": 3}}):
+    for bad in ({}, {"type": "function"}, {"function": {"description": "x"}},
+                {"function": {"name": 3}}):
         with pytest.raises(ValueError, match=r"a tool schema must look like"):
             Tool.from_schema(bad)
 
@@ -781,7 +809,7 @@ def test_tool_positive_timeout_is_kept() -> None:
     assert Tool("t", timeout=0.001).timeout == 0.001
 
 
-# -- validate_arguments -------------------------------------------------------------------------------------------
+# -- validate_arguments ----------------------------------------------------------------------------
 
 
 WHERE = {"type": "object", "properties": {"where": {"type": "object", "properties": {
@@ -793,7 +821,8 @@ EITHER = {"anyOf": [{"type": "integer"}, {"type": "string", "enum": ["auto"]}]}
 
 @pytest.mark.parametrize(("schema", "value", "problem"), [
     (_r(["city"], city={"type": "string"}), {}, "arguments is missing the required 'city'"),
-    (_r(["a", "b"], a={"type": "string"}, b={"type": "string"}), {"a": "x"}, "arguments is missing the required 'b'"),
+    (_r(["a", "b"], a={"type": "string"}, b={"type": "string"}), {"a": "x"},
+     "arguments is missing the required 'b'"),
     ({"type": "integer"}, "3", "arguments should be integer, got str '3'"),
     ({"type": "integer"}, True, "arguments should be integer, got bool True"),
     ({"type": "integer"}, 1.5, "arguments should be integer, got float 1.5"),
@@ -810,7 +839,8 @@ EITHER = {"anyOf": [{"type": "integer"}, {"type": "string", "enum": ["auto"]}]}
     ({"type": "string", "enum": ["a", "b"]}, "c", "arguments must be one of ['a', 'b'], got 'c'"),
     ({"type": "string", "enum": ["a", "b"]}, "a", None),
     ({"type": "integer", "enum": [1, 2]}, 2.0, None),
-    (WHERE, {"where": {"lat": "north", "lon": 2}}, "arguments.where.lat should be number, got str 'north'"),
+    (WHERE, {"where": {"lat": "north", "lon": 2}},
+     "arguments.where.lat should be number, got str 'north'"),
     (WHERE, {"where": {"lat": 1}}, "arguments.where is missing the required 'lon'"),
     (WHERE, {"where": {"lat": 1, "lon": 2}}, None),
     (TAGS, {"tags": ["a", 2, "c"]}, "arguments.tags[1] should be string, got int 2"),
@@ -819,7 +849,8 @@ EITHER = {"anyOf": [{"type": "integer"}, {"type": "string", "enum": ["auto"]}]}
     (STRICT, {"a": 1}, None),
     ({"type": "object", "additionalProperties": {"type": "integer"}}, {"k": "v"},
      "arguments.k should be integer, got str 'v'"),
-    ({"type": "object", "properties": {"a": {"type": "integer"}}}, {"a": 1, "extra": "anything"}, None),
+    ({"type": "object", "properties": {"a": {"type": "integer"}}},
+     {"a": 1, "extra": "anything"}, None),
     (EITHER, 1.5, "arguments matches none of the allowed shapes"),
     (EITHER, "manual", "arguments matches none of the allowed shapes"),
     (EITHER, "auto", None),
@@ -844,7 +875,8 @@ def test_validate_arguments(schema: dict[str, Any], value: Any, problem: str | N
 def test_validate_arguments_reports_every_problem_with_its_path() -> None:
     schema = _r(["name", "where"], name={"type": "string"}, where=WHERE["properties"]["where"],
                 tags=TAGS["properties"]["tags"])
-    problems = validate_arguments(schema, {"where": {"lat": "x", "lon": None}, "tags": [1, "ok", 3]})
+    problems = validate_arguments(schema, {"where": {"lat": "x", "lon": None},
+                                           "tags": [1, "ok", 3]})
     assert problems == [
         "arguments is missing the required 'name'",
         "arguments.where.lat should be number, got str 'x'",

@@ -1,4 +1,5 @@
-"""Unit tests for ollama_stream.types (ToolCall, Message, Metrics) and protocol.build_chat_request."""
+"""Unit tests for ollama_stream.types (ToolCall, Message, Metrics) and
+protocol.build_chat_request."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from ollama_stream.protocol import build_chat_request
 from ollama_stream.types import Message, Metrics, ToolCall
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # ToolCall
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def test_tool_call_to_dict_full() -> None:
@@ -29,11 +30,13 @@ def test_tool_call_to_dict_minimal_leaves_none_out() -> None:
 
 
 def test_tool_call_to_dict_id_without_index() -> None:
-    assert ToolCall("f", {"a": 1}, id="x").to_dict() == {"id": "x", "function": {"name": "f", "arguments": {"a": 1}}}
+    assert ToolCall("f", {"a": 1}, id="x").to_dict() == {
+        "id": "x", "function": {"name": "f", "arguments": {"a": 1}}}
 
 
 def test_tool_call_to_dict_index_without_id() -> None:
-    assert ToolCall("f", index=2).to_dict() == {"function": {"index": 2, "name": "f", "arguments": {}}}
+    assert ToolCall("f", index=2).to_dict() == {"function": {"index": 2, "name": "f",
+                                                             "arguments": {}}}
 
 
 def test_tool_call_from_dict_ollama_wire() -> None:
@@ -42,17 +45,20 @@ def test_tool_call_from_dict_ollama_wire() -> None:
 
 
 def test_tool_call_from_dict_openai_json_string_arguments() -> None:
-    wire = {"id": "call_abc", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": "x"}'}}
+    wire = {"id": "call_abc", "type": "function",
+            "function": {"name": "add", "arguments": '{"a": 1, "b": "x"}'}}
     call = ToolCall.from_dict(wire)
     assert call == ToolCall("add", {"a": 1, "b": "x"}, id="call_abc")
     assert isinstance(call.arguments, dict)
 
 
 def test_tool_call_from_dict_bytes_json_arguments() -> None:
-    assert ToolCall.from_dict({"function": {"name": "f", "arguments": b'{"k": true}'}}).arguments == {"k": True}
+    assert ToolCall.from_dict(
+        {"function": {"name": "f", "arguments": b'{"k": true}'}}).arguments == {"k": True}
 
 
-@pytest.mark.parametrize("function", [{"name": "f"}, {"name": "f", "arguments": None}, {"name": "f", "arguments": ""}])
+@pytest.mark.parametrize("function", [{"name": "f"}, {"name": "f", "arguments": None},
+                                      {"name": "f", "arguments": ""}])
 def test_tool_call_from_dict_missing_arguments(function: dict[str, Any]) -> None:
     call = ToolCall.from_dict({"function": function})
     assert call.arguments == {}
@@ -64,7 +70,8 @@ def test_tool_call_from_dict_invalid_json_string() -> None:
         ToolCall.from_dict({"function": {"name": "f", "arguments": "{not json"}})
 
 
-@pytest.mark.parametrize("data", [{}, {"function": None}, {"function": "f"}, {"name": "f", "arguments": {}}])
+@pytest.mark.parametrize("data", [{}, {"function": None}, {"function": "f"},
+                                  {"name": "f", "arguments": {}}])
 def test_tool_call_from_dict_missing_function(data: dict[str, Any]) -> None:
     with pytest.raises(TypeError, match="function"):
         ToolCall.from_dict(data)
@@ -103,9 +110,9 @@ def test_tool_call_round_trip(call: ToolCall) -> None:
     assert ToolCall.from_dict(call.to_dict()) == call
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Message
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", ["bot", "", "users", "function"])
@@ -123,8 +130,9 @@ def test_message_non_str_role() -> None:
         Message(None)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("role", "expected"), [("USER", "user"), ("Assistant", "assistant"), ("sYsTeM", "system"),
-                                                ("TOOL", "tool"), ("user", "user")])
+@pytest.mark.parametrize(("role", "expected"), [("USER", "user"), ("Assistant", "assistant"),
+                                                ("sYsTeM", "system"), ("TOOL", "tool"),
+                                                ("user", "user")])
 def test_message_role_lowercased(role: str, expected: str) -> None:
     m = Message(role, "hi")
     assert m.role == expected
@@ -138,8 +146,8 @@ def test_message_none_content_and_thinking_become_empty() -> None:
     assert m.to_dict() == {"role": "assistant"}
 
 
-@pytest.mark.parametrize("kwargs", [{"content": 5}, {"content": b"hi"}, {"thinking": 1.0}, {"thinking": ["x"]},
-                                    {"tool_name": 3}, {"tool_call_id": 3}])
+@pytest.mark.parametrize("kwargs", [{"content": 5}, {"content": b"hi"}, {"thinking": 1.0},
+                                    {"thinking": ["x"]}, {"tool_name": 3}, {"tool_call_id": 3}])
 def test_message_non_str_fields(kwargs: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         Message("user", **kwargs)
@@ -154,8 +162,9 @@ def test_message_lists_become_tuples() -> None:
 
 
 def test_message_tool_call_dicts_become_tool_calls() -> None:
-    m = Message("assistant", tool_calls=[{"function": {"name": "f", "arguments": {"a": 1}}},
-                                         {"id": "c2", "function": {"name": "g", "arguments": '{"b": 2}'}}])
+    m = Message("assistant", tool_calls=[
+        {"function": {"name": "f", "arguments": {"a": 1}}},
+        {"id": "c2", "function": {"name": "g", "arguments": '{"b": 2}'}}])
     assert m.tool_calls == (ToolCall("f", {"a": 1}), ToolCall("g", {"b": 2}, id="c2"))
     assert all(isinstance(call, ToolCall) for call in m.tool_calls)
 
@@ -176,8 +185,8 @@ def test_message_tool_call_dicts_in_tuple_become_tool_calls() -> None:
     assert m.tool_calls == (ToolCall("f"),)
 
 
-@pytest.mark.parametrize("kwargs", [{"images": "abc"}, {"images": b"abc"}, {"images": [1]}, {"tool_calls": {}},
-                                    {"tool_calls": "f"}, {"tool_calls": [5]}])
+@pytest.mark.parametrize("kwargs", [{"images": "abc"}, {"images": b"abc"}, {"images": [1]},
+                                    {"tool_calls": {}}, {"tool_calls": "f"}, {"tool_calls": [5]}])
 def test_message_bad_sequences(kwargs: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         Message("user", **kwargs)
@@ -188,11 +197,13 @@ def test_message_to_dict_plain_user() -> None:
 
 
 def test_message_to_dict_assistant_with_thinking_and_tool_calls() -> None:
-    m = Message("assistant", "", "Let me check.", tool_calls=[ToolCall("get_weather", {"city": "Oslo"}, index=0)])
+    m = Message("assistant", "", "Let me check.",
+                tool_calls=[ToolCall("get_weather", {"city": "Oslo"}, index=0)])
     assert m.to_dict() == {
         "role": "assistant",
         "thinking": "Let me check.",
-        "tool_calls": [{"function": {"index": 0, "name": "get_weather", "arguments": {"city": "Oslo"}}}],
+        "tool_calls": [{"function": {"index": 0, "name": "get_weather",
+                                     "arguments": {"city": "Oslo"}}}],
     }
 
 
@@ -203,7 +214,8 @@ def test_message_to_dict_tool_result() -> None:
 
 
 def test_message_to_dict_images_is_list() -> None:
-    assert Message("user", "x", images=["aGk="]).to_dict() == {"role": "user", "content": "x", "images": ["aGk="]}
+    assert Message("user", "x", images=["aGk="]).to_dict() == {"role": "user", "content": "x",
+                                                               "images": ["aGk="]}
 
 
 def test_message_from_dict_unknown_key() -> None:
@@ -247,8 +259,8 @@ def test_message_from_dict_wire_form() -> None:
     Message("user", "Hello"),
     Message("system", "Be brief."),
     Message("user", "see", images=["aGk=", "Ynll"]),
-    Message("assistant", "answer", "thought", tool_calls=[ToolCall("f", {"a": [1]}, id="c", index=0),
-                                                           ToolCall("g")]),
+    Message("assistant", "answer", "thought",
+            tool_calls=[ToolCall("f", {"a": [1]}, id="c", index=0), ToolCall("g")]),
     Message("tool", "42", tool_name="f", tool_call_id="c"),
     Message("assistant"),
 ])
@@ -256,19 +268,21 @@ def test_message_round_trip(message: Message) -> None:
     assert Message.from_dict(message.to_dict()) == message
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Metrics
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def test_metrics_tokens_per_second() -> None:
-    m = Metrics(eval_count=100, eval_duration=2_000_000_000, prompt_eval_count=50, prompt_eval_duration=250_000_000)
+    m = Metrics(eval_count=100, eval_duration=2_000_000_000, prompt_eval_count=50,
+                prompt_eval_duration=250_000_000)
     assert m.tokens_per_second == pytest.approx(50.0)
     assert m.prompt_tokens_per_second == pytest.approx(200.0)
 
 
 def test_metrics_rate_formula() -> None:
-    m = Metrics(eval_count=37, eval_duration=123_456_789, prompt_eval_count=11, prompt_eval_duration=987_654)
+    m = Metrics(eval_count=37, eval_duration=123_456_789, prompt_eval_count=11,
+                prompt_eval_duration=987_654)
     assert m.tokens_per_second == pytest.approx(37 / 123_456_789 * 1e9)
     assert m.prompt_tokens_per_second == pytest.approx(11 / 987_654 * 1e9)
 
@@ -281,7 +295,8 @@ def test_metrics_zero_count_gives_zero_rate() -> None:
 
 @pytest.mark.parametrize(("count", "duration"), [(None, 1_000), (10, None), (None, None), (10, 0)])
 def test_metrics_rate_missing(count: int | None, duration: int | None) -> None:
-    m = Metrics(eval_count=count, eval_duration=duration, prompt_eval_count=count, prompt_eval_duration=duration)
+    m = Metrics(eval_count=count, eval_duration=duration, prompt_eval_count=count,
+                prompt_eval_duration=duration)
     assert m.tokens_per_second is None
     assert m.prompt_tokens_per_second is None
 
@@ -295,28 +310,30 @@ def test_metrics_rates_are_independent() -> None:
     assert m.prompt_tokens_per_second == pytest.approx(10.0)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # build_chat_request
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 USER = [{"role": "user", "content": "hi"}]
 WIRE_USER = [{"role": "user", "content": "hi"}]
 
 
 def test_build_minimal_body() -> None:
-    assert build_chat_request("qwen3", USER) == {"model": "qwen3", "messages": WIRE_USER, "stream": True}
+    assert build_chat_request("qwen3", USER) == {"model": "qwen3", "messages": WIRE_USER,
+                                                 "stream": True}
 
 
 def test_build_stream_false() -> None:
-    assert build_chat_request("qwen3", USER, stream=False) == {"model": "qwen3", "messages": WIRE_USER,
-                                                                "stream": False}
+    assert build_chat_request("qwen3", USER, stream=False) == {
+        "model": "qwen3", "messages": WIRE_USER, "stream": False}
 
 
 def test_build_empty_messages_allowed() -> None:
     assert build_chat_request("m", []) == {"model": "m", "messages": [], "stream": True}
 
 
-TOOL_SCHEMA = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+TOOL_SCHEMA = {"type": "function",
+               "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
 
 
 @pytest.mark.parametrize(("kwargs", "key", "value"), [
@@ -349,11 +366,12 @@ def test_build_tools_tuple_becomes_list() -> None:
 
 
 def test_build_all_arguments() -> None:
-    body = build_chat_request("m", USER, think="low", tools=[TOOL_SCHEMA], format="json", options={"seed": 1},
-                              keep_alive="10m", logprobs=True, top_logprobs=3, stream=False)
-    assert body == {"model": "m", "messages": WIRE_USER, "stream": False, "think": "low", "tools": [TOOL_SCHEMA],
-                    "format": "json", "options": {"seed": 1}, "keep_alive": "10m", "logprobs": True,
-                    "top_logprobs": 3}
+    body = build_chat_request("m", USER, think="low", tools=[TOOL_SCHEMA], format="json",
+                              options={"seed": 1}, keep_alive="10m", logprobs=True, top_logprobs=3,
+                              stream=False)
+    assert body == {"model": "m", "messages": WIRE_USER, "stream": False, "think": "low",
+                    "tools": [TOOL_SCHEMA], "format": "json", "options": {"seed": 1},
+                    "keep_alive": "10m", "logprobs": True, "top_logprobs": 3}
 
 
 def test_build_dicts_and_messages_same_wire_form() -> None:
@@ -376,14 +394,16 @@ def test_build_dicts_and_messages_same_wire_form() -> None:
     assert from_dicts == [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "see", "images": ["YWJj"]},
-        {"role": "assistant", "thinking": "t", "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}]},
+        {"role": "assistant", "thinking": "t",
+         "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}]},
         {"role": "tool", "content": "1", "tool_name": "f"},
     ]
 
 
 def test_build_mixed_dicts_and_messages() -> None:
     body = build_chat_request("m", [Message("user", "a"), {"role": "assistant", "content": "b"}])
-    assert body["messages"] == [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    assert body["messages"] == [{"role": "user", "content": "a"},
+                                {"role": "assistant", "content": "b"}]
 
 
 @pytest.mark.parametrize("model", ["", "   "])
@@ -400,7 +420,8 @@ def test_build_non_str_model(model: object) -> None:
 
 def test_build_unknown_role_second_message() -> None:
     with pytest.raises(ValueError) as info:
-        build_chat_request("m", [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}])
+        build_chat_request("m", [{"role": "user", "content": "a"},
+                                 {"role": "robot", "content": "b"}])
     assert str(info.value).startswith("messages[1]:")
     assert "robot" in str(info.value)
 
