@@ -43,8 +43,8 @@ async def call(fake: FakeOllama, method: str, path: str, body: Any = None, *,
     """One request with plain aiohttp: (status, Content-Type, raw body)."""
     kwargs: dict[str, Any] = ({"data": data} if data is not None
                               else {} if body is None else {"json": body})
-    async with aiohttp.ClientSession() as session, \
-            session.request(method, f"{fake.url}{path}", **kwargs) as response:
+    async with (aiohttp.ClientSession() as session,
+                session.request(method, f"{fake.url}{path}", **kwargs) as response):
         return response.status, response.headers.get("Content-Type", ""), await response.read()
 
 
@@ -274,9 +274,9 @@ async def test_generate_unstreamed_error_is_a_500(fake: FakeOllama) -> None:
 
 async def test_generate_drop_after_cuts_the_connection(fake: FakeOllama) -> None:
     fake.queue_reply(content="one two three four", drop_after=2)
-    async with aiohttp.ClientSession() as session, \
-            session.post(f"{fake.url}/api/generate",
-                         json={"model": "qwen3", "prompt": "hi"}) as response:
+    async with (aiohttp.ClientSession() as session,
+                session.post(f"{fake.url}/api/generate",
+                             json={"model": "qwen3", "prompt": "hi"}) as response):
         assert response.status == 200
         assert json.loads(await response.content.readline())["response"] == "one "
         assert json.loads(await response.content.readline())["response"] == "two "
@@ -286,9 +286,9 @@ async def test_generate_drop_after_cuts_the_connection(fake: FakeOllama) -> None
 
 async def test_generate_stall_after_stops_writing_until_the_client_leaves(fake: FakeOllama) -> None:
     fake.queue_reply(content="one two three", stall_after=1)
-    async with aiohttp.ClientSession() as session, \
-            session.post(f"{fake.url}/api/generate",
-                         json={"model": "qwen3", "prompt": "hi"}) as response:
+    async with (aiohttp.ClientSession() as session,
+                session.post(f"{fake.url}/api/generate",
+                             json={"model": "qwen3", "prompt": "hi"}) as response):
         assert json.loads(await response.content.readline())["response"] == "one "
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(response.content.readline(), 0.3)
@@ -394,8 +394,8 @@ async def test_pull_progress_is_paced_by_chunk_delay(loop_errors: list[dict[str,
 
 async def test_a_pull_left_midway_adds_nothing(loop_errors: list[dict[str, Any]]) -> None:
     async with FakeOllama(chunk_delay=0.05) as fake:
-        async with aiohttp.ClientSession() as session, \
-                session.post(f"{fake.url}/api/pull", json={"model": "tinyllama"}) as response:
+        async with (aiohttp.ClientSession() as session,
+                    session.post(f"{fake.url}/api/pull", json={"model": "tinyllama"}) as response):
             assert json.loads(await response.content.readline()) == {"status": "pulling manifest"}
             response.close()
         await fake.wait_disconnect()
