@@ -1,5 +1,6 @@
-"""One benchmark client run, in a process of its own: stream `streams` replies of `chunks` lines with at most
-`concurrency` at once, check every accumulated reply, and print the figures as one JSON line.
+"""One benchmark client run, in a process of its own: stream `streams` replies of `chunks` lines
+with at most `concurrency` at once, check every accumulated reply, and print the figures as one
+JSON line.
 
     python -m benchmarks.client CLIENT URL STREAMS CONCURRENCY CHUNKS
 
@@ -34,7 +35,7 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-# -- the clients: each streams one reply, checks it, and returns the number of chunks it saw ------------------
+# -- the clients: each streams one reply, checks it, and returns the number of chunks it saw -------
 
 async def floor_setup(url: str, concurrency: int) -> Any:
     import aiohttp
@@ -109,8 +110,8 @@ async def litellm_setup(url: str, concurrency: int) -> Any:
 async def litellm_one(litellm: Any, url: str, expected: str) -> int:
     count = 0
     content: list[str] = []
-    response = await litellm.acompletion(model="ollama_chat/qwen3", messages=MESSAGES, api_base=url, stream=True,
-                                         num_retries=0)
+    response = await litellm.acompletion(model="ollama_chat/qwen3", messages=MESSAGES, api_base=url,
+                                         stream=True, num_retries=0)
     async for part in response:
         if part.choices:
             content.append(part.choices[0].delta.content or "")
@@ -119,7 +120,8 @@ async def litellm_one(litellm: Any, url: str, expected: str) -> int:
     return count
 
 
-ASYNC_CLIENTS: dict[str, tuple[Callable[[str, int], Awaitable[Any]], Callable[..., Awaitable[int]]]] = {
+ASYNC_CLIENTS: dict[str, tuple[Callable[[str, int], Awaitable[Any]],
+                               Callable[..., Awaitable[int]]]] = {
     "floor": (floor_setup, floor_one),
     "ollama_stream": (sdk_setup, sdk_one),
     "ollama-python": (ollama_python_setup, ollama_python_one),
@@ -127,7 +129,8 @@ ASYNC_CLIENTS: dict[str, tuple[Callable[[str, int], Awaitable[Any]], Callable[..
 }
 
 
-async def run_async(name: str, url: str, streams: int, concurrency: int, chunks: int) -> tuple[int, float, float]:
+async def run_async(name: str, url: str, streams: int, concurrency: int,
+                    chunks: int) -> tuple[int, float, float]:
     setup, one = ASYNC_CLIENTS[name]
     client = await setup(url, concurrency)
     expected = expected_content(chunks)
@@ -180,8 +183,9 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert total == streams * chunks or name == "litellm", (total, streams * chunks)
     lines = streams * chunks  # the lines the server sent: the same unit for every client
-    print(orjson.dumps({"client": name, "chunks": total, "cpu_us_per_chunk": spent / lines * 1e6, "wall_s": wall,
-                        "peak_rss_kib": peak, "baseline_rss_kib": baseline}).decode(), flush=True)
+    print(orjson.dumps({"client": name, "chunks": total, "cpu_us_per_chunk": spent / lines * 1e6,
+                        "wall_s": wall, "peak_rss_kib": peak,
+                        "baseline_rss_kib": baseline}).decode(), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Where a chunk's CPU goes in ollama_stream's own code, in-process: each step of the hot path timed alone over
-the benchmark's 2,000-line reply (best of 25 interleaved rounds), next to the floor's whole per-line loop.
+"""Where a chunk's CPU goes in ollama_stream's own code, in-process: each step of the hot path timed
+alone over the benchmark's 2,000-line reply (best of 25 interleaved rounds), next to the floor's
+whole per-line loop.
 
     python -m benchmarks.profile_hot_path
 """
@@ -24,7 +25,8 @@ def main() -> None:
     chunks = [parse_chat_chunk(obj) for obj in objs]
     loads = orjson.loads
 
-    def floor() -> None:  # what the floor client does per line: split, loads, three fields, keep the content
+    # what the floor client does per line: split, loads, three fields, keep the content
+    def floor() -> None:
         content = []
         for line in data.split(b"\n"):
             if line:

@@ -1,4 +1,5 @@
-"""Shared fixtures: FakeOllama in the test's loop, a client on it, and a guard against leaked resources."""
+"""Shared fixtures: FakeOllama in the test's loop, a client on it, and a guard against leaked
+resources."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ import pytest
 from ollama_stream import AsyncOllama, RetryPolicy
 from ollama_stream.testing import FakeOllama
 
-# LiteLLM fetches its price map from the internet when imported unless told not to: never from the tests.
+# LiteLLM fetches its price map from the internet when imported unless told not to: never from the
+# tests.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-# Subprocess tests (the CLI, import checks) start fresh interpreters: let them cache bytecode instead of
-# compiling aiohttp from source every time when the environment says not to write it.
+# Subprocess tests (the CLI, import checks) start fresh interpreters: let them cache bytecode
+# instead of compiling aiohttp from source every time when the environment says not to write it.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
-# Modules that import LiteLLM go last: its huge object graph makes every later gc.collect() (the leak guard
-# below runs one per test) slow for the rest of the session.
+# Modules that import LiteLLM go last: its huge object graph makes every later gc.collect() (the
+# leak guard below runs one per test) slow for the rest of the session.
 LATE = {"test_backends.py", "test_docs.py", "test_litellm.py", "test_settings.py"}
 
 
@@ -36,7 +38,8 @@ NO_WAIT = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
 
 @pytest.fixture
 async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
-    """Fail the test if the event loop reports anything (aiohttp reports unclosed sessions this way)."""
+    """Fail the test if the event loop reports anything (aiohttp reports unclosed sessions this
+    way)."""
     loop = asyncio.get_running_loop()
     seen: list[dict[str, Any]] = []
     previous = loop.get_exception_handler()

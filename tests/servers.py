@@ -1,5 +1,5 @@
-"""Byte-level loopback HTTP servers for the cases FakeOllama must not be able to produce: broken HTTP,
-odd content types, lines cut anywhere. Each handler gets the raw asyncio streams."""
+"""Byte-level loopback HTTP servers for the cases FakeOllama must not be able to produce: broken
+HTTP, odd content types, lines cut anywhere. Each handler gets the raw asyncio streams."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, s
     return lines[0].encode(), headers, body
 
 
-def response_head(status: int = 200, content_type: str = "application/x-ndjson", chunked: bool = True,
-                  extra: str = "") -> bytes:
+def response_head(status: int = 200, content_type: str = "application/x-ndjson",
+                  chunked: bool = True, extra: str = "") -> bytes:
     framing = "Transfer-Encoding: chunked\r\n" if chunked else "Connection: close\r\n"
     return (f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n{framing}{extra}\r\n").encode()
 

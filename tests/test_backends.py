@@ -1,9 +1,10 @@
-"""The backend slot. One conformance module runs the same scripted conversations through every backend
-(native, and LiteLLM's `ollama_chat/` provider when the extra is installed) against FakeOllama; the generic
-driver is also tested with a scripted in-memory backend.
+"""The backend slot. One conformance module runs the same scripted conversations through every
+backend (native, and LiteLLM's `ollama_chat/` provider when the extra is installed) against
+FakeOllama; the generic driver is also tested with a scripted in-memory backend.
 
-LiteLLM looks the model up with a *blocking* call to `/api/show` after a stream, from inside the event loop:
-FakeOllama therefore runs in its own thread here, and every test is bounded by a timeout.
+LiteLLM looks the model up with a *blocking* call to `/api/show` after a stream, from inside the
+event loop: FakeOllama therefore runs in its own thread here, and every test is bounded by a
+timeout.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ BACKENDS = [
     pytest.param(native, id="native"),
     pytest.param(via_native_backend, id="native-backend-object"),
     pytest.param(via_litellm, id="litellm",
-                 marks=pytest.mark.skipif(not HAS_LITELLM, reason='needs pip install "ollama-stream[litellm]"')),
+                 marks=pytest.mark.skipif(not HAS_LITELLM,
+                                          reason='needs pip install "ollama-stream[litellm]"')),
 ]
 
 Factory = Callable[..., AsyncOllama]
@@ -87,7 +89,7 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 45))
 
 
-# -- conformance: the same script, the same results, whatever the backend ----------------------------------
+# -- conformance: the same script, the same results, whatever the backend --------------------------
 
 @pytest.mark.parametrize("make", BACKENDS)
 def test_scripted_conversation_accumulates_the_same(fake: FakeOllama, make: Factory) -> None:
@@ -106,12 +108,14 @@ def test_scripted_conversation_accumulates_the_same(fake: FakeOllama, make: Fact
     assert "".join(c.content for c in chunks) == "Checking both."
     message = result.message
     assert (message.content, message.thinking) == ("Checking both.", "Two cities, two calls.")
-    assert [(c.name, c.arguments) for c in message.tool_calls] == [("get_weather", {"city": "Tokyo"}),
-                                                                   ("get_weather", {"city": "Paris", "unit": "F"})]
+    assert [(c.name, c.arguments) for c in message.tool_calls] == [
+        ("get_weather", {"city": "Tokyo"}), ("get_weather", {"city": "Paris", "unit": "F"})]
     assert all(c.id for c in message.tool_calls)  # ids may differ: LiteLLM replaces them
-    assert result.metrics is not None and result.metrics.eval_count and result.metrics.prompt_eval_count
+    assert (result.metrics is not None and result.metrics.eval_count
+            and result.metrics.prompt_eval_count)
     assert chunks[-1].done and all(not c.done for c in chunks[:-1])
-    assert fake.requests[-1]["think"] is True and fake.requests[-1]["messages"][0]["content"] == USER[0]["content"]
+    assert (fake.requests[-1]["think"] is True
+            and fake.requests[-1]["messages"][0]["content"] == USER[0]["content"])
 
 
 @pytest.mark.parametrize("make", BACKENDS)
@@ -120,12 +124,14 @@ def test_text_and_options_reach_the_server(fake: FakeOllama, make: Factory) -> N
 
     async def main() -> list[str]:
         async with make(fake.url) as client:
-            return [t async for t in client.chat("qwen3", USER, options={"temperature": 0, "seed": 7},
+            return [t async for t in client.chat("qwen3", USER,
+                                                 options={"temperature": 0, "seed": 7},
                                                  keep_alive="5m").text()]
 
     assert "".join(run(main())) == "Hello there, friend."
     sent = fake.requests[-1]
-    assert sent["options"]["temperature"] == 0 and sent["options"]["seed"] == 7 and sent["keep_alive"] == "5m"
+    assert (sent["options"]["temperature"] == 0 and sent["options"]["seed"] == 7
+            and sent["keep_alive"] == "5m")
 
 
 @pytest.mark.parametrize("make", BACKENDS)
@@ -134,7 +140,8 @@ def test_the_tool_loop_runs_over_the_backend(fake: FakeOllama, make: Factory) ->
         """The weather in a city."""
         return f"sunny in {city}"
 
-    fake.queue_reply(tool_calls=[ToolCall("get_weather", {"city": "Tokyo"}), ToolCall("get_weather", {"city": "Rome"})])
+    fake.queue_reply(tool_calls=[ToolCall("get_weather", {"city": "Tokyo"}),
+                                 ToolCall("get_weather", {"city": "Rome"})])
     fake.queue_reply(content="Sunny in both.")
 
     async def main() -> tuple[list[Any], list[Message]]:
@@ -143,7 +150,8 @@ def test_the_tool_loop_runs_over_the_backend(fake: FakeOllama, make: Factory) ->
             return [e async for e in loop], loop.messages
 
     events, history = run(main())
-    assert [e.content for e in events if isinstance(e, ToolResult)] == ["sunny in Tokyo", "sunny in Rome"]
+    assert [e.content for e in events if isinstance(e, ToolResult)] == ["sunny in Tokyo",
+                                                                         "sunny in Rome"]
     assert [m.role for m in history] == ["user", "assistant", "tool", "tool", "assistant"]
     assert history[-1].content == "Sunny in both."
     tool_messages = [m for m in fake.requests[-1]["messages"] if m["role"] == "tool"]
@@ -179,8 +187,10 @@ def test_errors_are_the_sdks(fake: FakeOllama, make: Factory) -> None:
         return errors
 
     bad_request, mid_stream, missing = run(main())
-    assert isinstance(bad_request, ResponseError) and bad_request.status_code == 400 and bad_request.attempts == 1
-    assert isinstance(mid_stream, StreamError) and "model runner has unexpectedly stopped" in str(mid_stream)
+    assert (isinstance(bad_request, ResponseError) and bad_request.status_code == 400
+            and bad_request.attempts == 1)
+    assert (isinstance(mid_stream, StreamError)
+            and "model runner has unexpectedly stopped" in str(mid_stream))
     assert mid_stream.partial is not None and mid_stream.partial.content == "half of it"
     assert isinstance(missing, ModelNotFoundError) and "ollama pull no-such-model" in str(missing)
     assert len(fake.requests) == 3  # none of them retried
@@ -202,7 +212,8 @@ def test_phase_timeouts_apply_above_the_backend(fake: FakeOllama, make: Factory)
             return first.value, idle.value
 
     first, idle = run(main())
-    assert first.phase == "first_chunk" and first.attempts == 2  # retried once, like any first-chunk timeout
+    # retried once, like any first-chunk timeout
+    assert first.phase == "first_chunk" and first.attempts == 2
     assert idle.phase == "idle" and idle.partial == Message("assistant", "one two ")
 
 
@@ -224,7 +235,7 @@ def test_break_closes_the_stream(fake: FakeOllama, make: Factory) -> None:
     assert run(main()) == 1
 
 
-# -- the generic driver with a scripted backend -----------------------------------------------------------
+# -- the generic driver with a scripted backend ----------------------------------------------------
 
 class ScriptedBackend:
     """Plays one script per request: a list of chunks and exceptions (and `"stall"` to hang)."""
@@ -266,7 +277,8 @@ async def test_generic_retries_only_before_the_first_chunk(loop_errors: list[Any
     backend = ScriptedBackend([busy], [busy], [chunk("ok"), chunk(done=True)])
     async with AsyncOllama(backend=backend, retry=NO_WAIT) as client:
         assert (await client.chat("m", USER).result()).message.content == "ok"
-    backend = ScriptedBackend([chunk("par"), ResponseError("late", status_code=503)], [chunk("never")])
+    backend = ScriptedBackend([chunk("par"), ResponseError("late", status_code=503)],
+                              [chunk("never")])
     async with AsyncOllama(backend=backend, retry=NO_WAIT) as client:
         with pytest.raises(ResponseError) as info:
             await client.chat("m", USER).result()
@@ -294,7 +306,8 @@ async def test_generic_timeouts_never_fire_inside_the_callers_code(loop_errors: 
     async with AsyncOllama(backend=backend, timeouts=Timeouts(total=0.1)) as client:
         stream = client.chat("m", USER)
         await stream.__anext__()
-        await asyncio.sleep(0.2)  # the caller is busy when the total limit passes: no cancel lands here
+        # the caller is busy when the total limit passes: no cancel lands here
+        await asyncio.sleep(0.2)
         with pytest.raises(OllamaTimeoutError) as info:
             await stream.__anext__()  # it is reported at the next read instead
     assert info.value.phase == "total" and info.value.partial == Message("assistant", "a")
@@ -313,11 +326,13 @@ def test_a_backend_must_look_like_one() -> None:
         AsyncOllama(backend=object())  # type: ignore[arg-type]
 
 
-# -- LiteLLM costs nothing to those who do not use it ---------------------------------------------------
+# -- LiteLLM costs nothing to those who do not use it ----------------------------------------------
 
 def test_import_never_loads_litellm() -> None:
-    code = "import ollama_stream, sys; print('litellm' in sys.modules, 'ollama_stream.backends.litellm' in sys.modules)"
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True)
+    code = ("import ollama_stream, sys; print('litellm' in sys.modules, "
+            "'ollama_stream.backends.litellm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
+                         text=True, check=True)
     assert out.stdout.strip() == "False False"
     assert "litellm" not in out.stderr  # -X importtime lists every module imported
 
@@ -328,5 +343,6 @@ def test_without_litellm_the_error_is_the_install_command() -> None:
             "try:\n    LiteLLMBackend(model='openai/gpt-4o')\n"
             "except ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    expected = 'LiteLLMBackend needs LiteLLM, which is not installed: pip install "ollama-stream[litellm]"'
+    expected = ('LiteLLMBackend needs LiteLLM, which is not installed: '
+                'pip install "ollama-stream[litellm]"')
     assert out.stdout.strip() == expected

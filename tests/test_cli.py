@@ -1,5 +1,5 @@
-"""The `ollama-stream` command as a person runs it: a real `python -m ollama_stream` subprocess with stdin
-and stdout piped (not a terminal), against a FakeOllama serving from its own thread."""
+"""The `ollama-stream` command as a person runs it: a real `python -m ollama_stream` subprocess with
+stdin and stdout piped (not a terminal), against a FakeOllama serving from its own thread."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ from ollama_stream.testing import FakeOllama
 
 SUMMARY = re.compile(r"\[\d+ tokens, [\d.]+ tokens/s, first token in [\d.]+s\]")
 # Variables the command reads: a developer's own settings must not leak into these tests.
-OWN_SETTINGS = ("NO_COLOR", "OLLAMA_HOST", "OLLAMA_MODEL", "OLLAMA_HIDE_THINKING", "OLLAMA_API_KEY", "MODEL",
-                "MODEL_PROVIDER", "OLLAMA_THINKING")
+OWN_SETTINGS = ("NO_COLOR", "OLLAMA_HOST", "OLLAMA_MODEL", "OLLAMA_HIDE_THINKING", "OLLAMA_API_KEY",
+                "MODEL", "MODEL_PROVIDER", "OLLAMA_THINKING")
 
 
-def run(*args: str, input: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, input: str = "",
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k not in OWN_SETTINGS}
     environ.update(PYTHONIOENCODING="utf-8", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "ollama_stream", *args], input=input, capture_output=True,
-                          text=True, encoding="utf-8", env=environ, timeout=60, check=False)
+    return subprocess.run([sys.executable, "-m", "ollama_stream", *args], input=input,
+                          capture_output=True, text=True, encoding="utf-8", env=environ, timeout=60,
+                          check=False)
 
 
 def free_port() -> int:
@@ -37,7 +39,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def fake() -> Iterator[FakeOllama]:
-    """A FakeOllama in a thread of its own, so that it serves while the test blocks on the subprocess."""
+    """A FakeOllama in a thread of its own, so that it serves while the test blocks on the
+    subprocess."""
     with FakeOllama() as server:
         yield server
 
@@ -51,7 +54,7 @@ def lines_of(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-# -- demo ----------------------------------------------------------------------------------------------
+# -- demo ------------------------------------------------------------------------------------------
 
 def test_demo_runs_the_whole_flow_without_ollama() -> None:
     result = run("demo", "--delay", "0")
@@ -72,14 +75,15 @@ def test_demo_runs_the_whole_flow_without_ollama() -> None:
         "6 messages in the history",
     ]
     positions = [out.find(text) for text in expected_in_order]
-    assert -1 not in positions, [t for t, p in zip(expected_in_order, positions, strict=True) if p < 0]
+    assert -1 not in positions, [t for t, p in zip(expected_in_order, positions, strict=True)
+                                 if p < 0]
     assert positions == sorted(positions)
     assert len(SUMMARY.findall(out)) == 3  # one per reply
     assert "\x1b" not in out  # stdout is a pipe: no ANSI styling
     assert result.stderr == ""
 
 
-# -- chat ----------------------------------------------------------------------------------------------
+# -- chat ------------------------------------------------------------------------------------------
 
 def test_one_shot_prompt_prints_the_reply_and_a_summary(fake: FakeOllama) -> None:
     result = chat(fake, "hello there")
@@ -119,7 +123,8 @@ def test_think_level_is_sent_as_a_string(fake: FakeOllama) -> None:
     (["--hide-thinking"], {}),
     ([], {"OLLAMA_HIDE_THINKING": "true"}),
 ], ids=["flag", "env"])
-def test_hide_thinking_keeps_the_answer(fake: FakeOllama, flags: list[str], env: dict[str, str]) -> None:
+def test_hide_thinking_keeps_the_answer(fake: FakeOllama, flags: list[str],
+                                        env: dict[str, str]) -> None:
     fake.queue_reply(thinking="Secret reasoning here.", content="The answer.")
     result = chat(fake, "--think", "on", *flags, "hello there", env=env)
     assert result.returncode == 0, result.stderr
@@ -136,7 +141,8 @@ def test_json_prints_only_ndjson_chunks(fake: FakeOllama) -> None:
     result = chat(fake, "--json", "--think", "on", "hello there")
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("\n")
-    chunks = [json.loads(line) for line in result.stdout.splitlines()]  # every line, no summary, no blanks
+    # every line, no summary, no blanks
+    chunks = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(chunks) >= 4
     assert [c["done"] for c in chunks] == [False] * (len(chunks) - 1) + [True]
     assert "".join(c["message"].get("thinking", "") for c in chunks) == "Hmm."
@@ -155,8 +161,9 @@ def test_prompt_from_stdin(fake: FakeOllama) -> None:
 
 def test_system_format_and_options_reach_the_server(fake: FakeOllama) -> None:
     fake.queue_reply(content='{"ok": true}')
-    result = chat(fake, "--system", "Answer in JSON.", "--format", "json", "--option", "temperature=0",
-                  "--option", 'stop=["x"]', "--option", "seed=42", "-m", "llama3.2", "hello there")
+    result = chat(fake, "--system", "Answer in JSON.", "--format", "json",
+                  "--option", "temperature=0", "--option", 'stop=["x"]', "--option", "seed=42",
+                  "-m", "llama3.2", "hello there")
     assert result.returncode == 0, result.stderr
     assert lines_of(result.stdout)[0] == '{"ok": true}'
     sent = fake.requests[-1]
@@ -167,7 +174,7 @@ def test_system_format_and_options_reach_the_server(fake: FakeOllama) -> None:
     assert sent["options"] == {"temperature": 0, "stop": ["x"], "seed": 42}
 
 
-# -- errors --------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------
 
 def test_nothing_listening_is_exit_3_with_a_hint() -> None:
     url = f"http://127.0.0.1:{free_port()}"
@@ -204,7 +211,7 @@ def test_a_host_that_is_not_http_is_a_usage_error() -> None:
     assert result.stdout == ""
 
 
-# -- version -------------------------------------------------------------------------------------------
+# -- version ---------------------------------------------------------------------------------------
 
 def test_version_flag() -> None:
     result = run("--version")
@@ -215,16 +222,19 @@ def test_version_flag() -> None:
 def test_version_command_reports_the_server_too(fake: FakeOllama) -> None:
     result = run("--host", fake.url, "version")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"ollama-stream {__version__}\nollama server {fake.version} at {fake.url}\n"
+    assert result.stdout == (f"ollama-stream {__version__}\n"
+                             f"ollama server {fake.version} at {fake.url}\n")
     nobody = f"http://127.0.0.1:{free_port()}"
     result = run("--host", nobody, "version")
     assert result.returncode == 0
-    assert result.stdout.splitlines()[1] == f"no Ollama server at {nobody} (start one with `ollama serve`)"
+    assert result.stdout.splitlines()[1] == (f"no Ollama server at {nobody} "
+                                             f"(start one with `ollama serve`)")
 
 
 def test_malformed_option_is_a_usage_error() -> None:
-    proc = subprocess.run([sys.executable, "-m", "ollama_stream", "--host", "127.0.0.1:1", "chat", "--option", "foo",
-                           "hi"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    proc = subprocess.run([sys.executable, "-m", "ollama_stream", "--host", "127.0.0.1:1", "chat",
+                           "--option", "foo", "hi"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "ollama-stream: --option takes key=value, got 'foo'"
 

@@ -1,5 +1,5 @@
-"""The command's model commands as subprocesses, and the interactive session driven in a pseudo-terminal
-(pexpect), checking what the screen shows."""
+"""The command's model commands as subprocesses, and the interactive session driven in a
+pseudo-terminal (pexpect), checking what the screen shows."""
 
 from __future__ import annotations
 
@@ -32,17 +32,18 @@ def environ(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ollama_stream", *args], capture_output=True, text=True,
-                          encoding="utf-8", env=environ(), timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run([sys.executable, "-m", "ollama_stream", *args], capture_output=True,
+                          text=True, encoding="utf-8", env=environ(), timeout=60,
+                          stdin=subprocess.DEVNULL)
 
 
 def spawn(*args: str) -> pexpect.spawn:
-    child = pexpect.spawn(sys.executable, ["-m", "ollama_stream", *args], env=environ(), encoding="utf-8",
-                          timeout=20, dimensions=(40, 160))
+    child = pexpect.spawn(sys.executable, ["-m", "ollama_stream", *args], env=environ(),
+                          encoding="utf-8", timeout=20, dimensions=(40, 160))
     return child
 
 
-# -- model commands as a script sees them (stdout is a pipe) ------------------------------------------------
+# -- model commands as a script sees them (stdout is a pipe) ---------------------------------------
 
 def test_pull_prints_statuses_and_finished_layers(fake: FakeOllama) -> None:
     result = run("--host", fake.url, "pull", "tinyllama")
@@ -50,8 +51,9 @@ def test_pull_prints_statuses_and_finished_layers(fake: FakeOllama) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "pulling manifest" and lines[-1] == "success"
     layers = [line for line in lines if "100%" in line]
-    assert layers and all(re.match(r"pulling [0-9a-f]{12}  █+ 100%  [\d.]+ [KMG]?B/[\d.]+ [KMG]?B", ln)
-                          for ln in layers)
+    assert layers and all(
+        re.match(r"pulling [0-9a-f]{12}  █+ 100%  [\d.]+ [KMG]?B/[\d.]+ [KMG]?B", ln)
+        for ln in layers)
     assert "\r" not in result.stdout and "\x1b" not in result.stdout
     assert "verifying sha256 digest" in lines and "writing manifest" in lines
 
@@ -59,7 +61,8 @@ def test_pull_prints_statuses_and_finished_layers(fake: FakeOllama) -> None:
 def test_pull_of_an_unknown_model_is_one_line(fake: FakeOllama) -> None:
     result = run("--host", fake.url, "pull", "no-such-model")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("ollama-stream: the server reported an error mid-stream: pull model manifest")
+    assert result.stderr.startswith(
+        "ollama-stream: the server reported an error mid-stream: pull model manifest")
 
 
 def test_models_ps_show(fake: FakeOllama) -> None:
@@ -68,11 +71,14 @@ def test_models_ps_show(fake: FakeOllama) -> None:
     header, *rows = models.stdout.splitlines()
     assert header.split() == ["NAME", "SIZE", "MODIFIED"]
     assert any(row.startswith("qwen3:latest ") for row in rows)
-    assert all(re.search(r"\d+(\.\d)? [KMG]?B\s+(\d+ (days|hours|minutes) ago|just now)$", row) for row in rows)
+    assert all(re.search(r"\d+(\.\d)? [KMG]?B\s+(\d+ (days|hours|minutes) ago|just now)$", row)
+               for row in rows)
 
-    assert run("--host", fake.url, "ps").stdout.split() == ["NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
-    subprocess.run([sys.executable, "-m", "ollama_stream", "--host", fake.url, "chat", "-m", "llama3.2", "hi"],
-                   capture_output=True, env=environ(), timeout=60, check=True, stdin=subprocess.DEVNULL)
+    assert run("--host", fake.url, "ps").stdout.split() == ["NAME", "SIZE", "PROCESSOR", "CONTEXT",
+                                                            "UNTIL"]
+    subprocess.run([sys.executable, "-m", "ollama_stream", "--host", fake.url, "chat", "-m",
+                    "llama3.2", "hi"], capture_output=True, env=environ(), timeout=60, check=True,
+                   stdin=subprocess.DEVNULL)
     ps = run("--host", fake.url, "ps").stdout.splitlines()
     assert len(ps) == 2 and ps[1].startswith("llama3.2:latest") and "from now" in ps[1]
 
@@ -84,7 +90,7 @@ def test_models_ps_show(fake: FakeOllama) -> None:
     assert missing.returncode == 4 and "ollama-stream pull nope" in missing.stderr
 
 
-# -- in a terminal ------------------------------------------------------------------------------------------
+# -- in a terminal ---------------------------------------------------------------------------------
 
 def test_pull_redraws_one_bar_per_layer_in_a_terminal(fake: FakeOllama) -> None:
     child = spawn("--host", fake.url, "pull", "tinyllama")
@@ -144,7 +150,8 @@ def test_ctrl_c_stops_the_reply_and_keeps_the_session(fake: FakeOllama) -> None:
     child.sendline("still there?")
     child.expect("You said: still there\\?")
     child.expect(">>> ")
-    assert [m["content"] for m in fake.requests[-1]["messages"]] == ["still there?"]  # the stopped turn left
+    # the stopped turn left
+    assert [m["content"] for m in fake.requests[-1]["messages"]] == ["still there?"]
     child.sendcontrol("d")
     child.expect(pexpect.EOF)
     child.close()
@@ -158,7 +165,8 @@ def test_colour_in_a_terminal_unless_no_color(fake: FakeOllama) -> None:
     assert "\x1b[2mThinking" in child.before  # dimmed thinking header
     fake.queue_reply(thinking="Hmm.", content="Done.")
     env = environ(NO_COLOR="1")
-    plain = pexpect.spawn(sys.executable, ["-m", "ollama_stream", "--host", fake.url, "chat", "--think", "on",
-                                           "quick"], env=env, encoding="utf-8", timeout=20)
+    plain = pexpect.spawn(sys.executable, ["-m", "ollama_stream", "--host", fake.url, "chat",
+                                           "--think", "on", "quick"], env=env, encoding="utf-8",
+                          timeout=20)
     plain.expect(pexpect.EOF)
     assert "\x1b[" not in plain.before and "Thinking" in plain.before

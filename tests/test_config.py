@@ -1,4 +1,5 @@
-"""Unit tests for ollama_stream.config: resolve_host, Timeouts, RetryPolicy and parse_retry_after."""
+"""Unit tests for ollama_stream.config: resolve_host, Timeouts, RetryPolicy and
+parse_retry_after."""
 
 from __future__ import annotations
 
@@ -8,11 +9,17 @@ from email.utils import formatdate
 
 import pytest
 
-from ollama_stream.config import DEFAULT_HOST, RetryPolicy, Timeouts, parse_retry_after, resolve_host
+from ollama_stream.config import (
+    DEFAULT_HOST,
+    RetryPolicy,
+    Timeouts,
+    parse_retry_after,
+    resolve_host,
+)
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # resolve_host
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 HOST_CASES = [
     # default
@@ -76,7 +83,8 @@ HOST_CASES = [
 @pytest.mark.parametrize(("host", "expected"), HOST_CASES)
 def test_resolve_host_table(host: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if host.strip().strip("\"'").strip():
-        monkeypatch.setenv("OLLAMA_HOST", "envhost.invalid:9999")  # an explicit host must win over it
+        # an explicit host must win over it
+        monkeypatch.setenv("OLLAMA_HOST", "envhost.invalid:9999")
     else:
         monkeypatch.delenv("OLLAMA_HOST", raising=False)
     assert resolve_host(host) == expected
@@ -153,7 +161,8 @@ def test_resolve_host_non_str(host: object) -> None:
         resolve_host(host)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("env", ["ftp://example.com", "ws://example.com", "example.com:abc", "example.com:0"])
+@pytest.mark.parametrize("env", ["ftp://example.com", "ws://example.com", "example.com:abc",
+                                 "example.com:0"])
 def test_resolve_host_env_error_names_env_var(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", env)
     with pytest.raises(ValueError, match="OLLAMA_HOST"):
@@ -167,9 +176,9 @@ def test_resolve_host_explicit_error_does_not_blame_env(monkeypatch: pytest.Monk
     assert "OLLAMA_HOST" not in str(info.value)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Timeouts
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 TIMEOUT_FIELDS = ("connect", "first_chunk", "idle", "total")
 
@@ -186,7 +195,8 @@ def test_timeouts_none_allowed(name: str) -> None:
 
 
 def test_timeouts_all_none_and_values_kept() -> None:
-    assert Timeouts(None, None, None, None) == Timeouts(connect=None, first_chunk=None, idle=None, total=None)
+    assert Timeouts(None, None, None, None) == Timeouts(connect=None, first_chunk=None, idle=None,
+                                                        total=None)
     t = Timeouts(connect=1, first_chunk=2.5, idle=0.001, total=600)
     assert (t.connect, t.first_chunk, t.idle, t.total) == (1, 2.5, 0.001, 600)
 
@@ -212,9 +222,9 @@ def test_timeouts_frozen() -> None:
     assert t.connect == 10.0
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # RetryPolicy
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 def test_retry_policy_defaults() -> None:
@@ -346,9 +356,9 @@ def test_delay_with_int_retry_after_returns_float() -> None:
     assert isinstance(RetryPolicy().delay(1, retry_after=3), float)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # parse_retry_after
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -364,8 +374,8 @@ def test_parse_retry_after_seconds(value: str, expected: float) -> None:
     assert isinstance(result, float)
 
 
-@pytest.mark.parametrize("value", [None, "", "garbage", "soon", "nan", "inf", "-inf", "-3", "1e3", "5 s",
-                                   "Mon, 99 Foo"])
+@pytest.mark.parametrize("value", [None, "", "garbage", "soon", "nan", "inf", "-inf", "-3", "1e3",
+                                   "5 s", "Mon, 99 Foo"])
 def test_parse_retry_after_absent_or_bad(value: str | None) -> None:
     assert parse_retry_after(value) is None
 

@@ -1,5 +1,6 @@
-"""Every Python block of every docs page runs as written, in order, against FakeOllama standing in for Ollama
-(OLLAMA_HOST points at it). Blocks may use top-level `await`; `test_*` functions a page defines are called."""
+"""Every Python block of every docs page runs as written, in order, against FakeOllama standing in
+for Ollama (OLLAMA_HOST points at it). Blocks may use top-level `await`; `test_*` functions a page
+defines are called."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ PAGES = sorted(p.name for p in DOCS.glob("*.md"))
 HAS_LITELLM = importlib.util.find_spec("litellm") is not None
 BLOCK = re.compile(r"^(?P<indent>[ ]*)```python\n(?P<code>.*?)^(?P=indent)```", re.S | re.M)
 
-# Replies a page's blocks need (block index -> queue_reply arguments, queued just before that block runs).
+# Replies a page's blocks need (block index -> queue_reply arguments, queued just before that
+# block runs).
 ADD_CALL = {"tool_calls": [ToolCall("add", {"a": 2, "b": 3})]}
-WEATHER_CALLS = {"thinking": "Check both.", "tool_calls": [ToolCall("get_weather", {"city": "Tokyo"}),
-                                                          ToolCall("get_weather", {"city": "Paris"})]}
+WEATHER_CALLS = {"thinking": "Check both.",
+                 "tool_calls": [ToolCall("get_weather", {"city": "Tokyo"}),
+                                ToolCall("get_weather", {"city": "Paris"})]}
 SCRIPTS: dict[str, dict[int, list[dict[str, Any]]]] = {
-    "api.md": {1: [{"thinking": "Light and air.", "content": "Rayleigh scattering."}], 2: [ADD_CALL]},
+    "api.md": {1: [{"thinking": "Light and air.", "content": "Rayleigh scattering."}],
+               2: [ADD_CALL]},
     "tools.md": {0: [WEATHER_CALLS, {"content": "Tokyo is sunny, Paris is rainy."}]},
     "migrating.md": {4: [ADD_CALL], 5: [ADD_CALL]},
 }
@@ -55,16 +59,19 @@ def run_page(page: str, fake: FakeOllama, namespace: dict[str, Any]) -> None:
             continue
         for reply in script.get(index, []):
             fake.queue_reply(**reply)
-        compiled = compile(code, f"docs/{page} block {index}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        compiled = compile(code, f"docs/{page} block {index}", "exec",
+                           flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         foreign = re.search(r"^\s*(import ollama$|from ollama import)", code, re.M) is not None
         with warnings.catch_warnings():
-            if foreign:  # ollama-python's snippets, like its users, leave their httpx clients unclosed
+            # ollama-python's snippets, like its users, leave their httpx clients unclosed
+            if foreign:
                 warnings.simplefilter("ignore", ResourceWarning)
             outcome = eval(compiled, namespace)
             if inspect.iscoroutine(outcome):
                 asyncio.run(outcome)
             if foreign:
-                for name in [n for n, v in namespace.items() if type(v).__module__.startswith("ollama._")]:
+                for name in [n for n, v in namespace.items()
+                             if type(v).__module__.startswith("ollama._")]:
                     del namespace[name]
                 gc.collect()
     for name, value in list(namespace.items()):
@@ -79,10 +86,12 @@ def run_page(page: str, fake: FakeOllama, namespace: dict[str, Any]) -> None:
 def test_every_python_block_runs(page: str, fakes: tuple[FakeOllama, FakeOllama],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     fake, other = fakes
-    namespace: dict[str, Any] = {"__name__": f"docs_{page[:-3]}", "HOST_A": fake.url, "HOST_B": other.url}
+    namespace: dict[str, Any] = {"__name__": f"docs_{page[:-3]}", "HOST_A": fake.url,
+                                 "HOST_B": other.url}
     run_page(page, fake, namespace)
     client = namespace.get("client")
-    if client is not None and hasattr(client, "aclose") and inspect.iscoroutinefunction(client.aclose):
+    if (client is not None and hasattr(client, "aclose")
+            and inspect.iscoroutinefunction(client.aclose)):
         asyncio.run(client.aclose())
     out = capsys.readouterr().out
     check = PAGE_CHECKS.get(page)
@@ -95,8 +104,9 @@ def check_api(out: str, fake: FakeOllama, other: FakeOllama) -> None:
     assert re.search(r"pulling [0-9a-f]{12}: 100%", out) and f"{fake.version} True" in out
     assert fake.blobs
     paths = {r.path for r in fake.received}
-    assert {"/api/chat", "/api/generate", "/api/pull", "/api/push", "/api/create", "/api/embed", "/api/tags",
-            "/api/show", "/api/ps", "/api/version", "/api/copy", "/api/delete", "/"} <= paths
+    assert {"/api/chat", "/api/generate", "/api/pull", "/api/push", "/api/create", "/api/embed",
+            "/api/tags", "/api/show", "/api/ps", "/api/version", "/api/copy", "/api/delete",
+            "/"} <= paths
 
 
 def check_tools(out: str, fake: FakeOllama, other: FakeOllama) -> None:
@@ -110,7 +120,8 @@ def check_backends(out: str, fake: FakeOllama, other: FakeOllama) -> None:
 
 
 def check_migrating(out: str, fake: FakeOllama, other: FakeOllama) -> None:
-    assert out.count("The tool add returned: 5") == 2  # ollama-python's loop and chat_with_tools agree
+    # ollama-python's loop and chat_with_tools agree
+    assert out.count("The tool add returned: 5") == 2
     assert "404 not-pulled" in out.replace("\n", " ")
 
 
@@ -131,7 +142,8 @@ def test_api_reference_lists_every_method() -> None:
     from ollama_stream import AsyncOllama
 
     page = (DOCS / "api.md").read_text()
-    public = [name for name in dir(AsyncOllama) if not name.startswith("_") and callable(getattr(AsyncOllama, name))]
+    public = [name for name in dir(AsyncOllama)
+              if not name.startswith("_") and callable(getattr(AsyncOllama, name))]
     missing = [name for name in public if name != "aclose" and name not in page]
     assert not missing, f"docs/api.md does not mention {missing}"
 

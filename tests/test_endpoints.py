@@ -1,4 +1,5 @@
-"""Every endpoint of AsyncOllama (and its blocking twin) against FakeOllama over real HTTP, error paths too."""
+"""Every endpoint of AsyncOllama (and its blocking twin) against FakeOllama over real HTTP, error
+paths too."""
 
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 PNG_B64 = base64.b64encode(PNG).decode()
 
 
-# -- generate -----------------------------------------------------------------------------------------------
+# -- generate --------------------------------------------------------------------------------------
 
 async def test_generate_streams_and_accumulates(fake: FakeOllama, client: AsyncOllama) -> None:
     fake.queue_reply(content="Once upon a time.", thinking="A story.")
-    stream = client.generate("qwen3", "Tell me a story", think=True, options={"seed": 1}, system="Be brief.")
+    stream = client.generate("qwen3", "Tell me a story", think=True, options={"seed": 1},
+                             system="Be brief.")
     chunks = [chunk async for chunk in stream]
     assert all(isinstance(c, GenerateChunk) for c in chunks)
     assert "".join(c.thinking for c in chunks) == "A story."
@@ -46,18 +48,19 @@ async def test_generate_streams_and_accumulates(fake: FakeOllama, client: AsyncO
     assert [c.context is not None for c in chunks] == [False] * (len(chunks) - 1) + [True]
     result = await stream.result()
     assert isinstance(result, GenerateResult)
-    assert (result.response, result.thinking, result.model, result.done_reason) == \
-        ("Once upon a time.", "A story.", "qwen3", "stop")
+    assert ((result.response, result.thinking, result.model, result.done_reason)
+            == ("Once upon a time.", "A story.", "qwen3", "stop"))
     assert result.context and all(isinstance(t, int) for t in result.context)
     assert result.metrics is not None and result.metrics.eval_count
-    assert fake.requests[-1] == {"model": "qwen3", "prompt": "Tell me a story", "system": "Be brief.",
-                                 "stream": True, "think": True, "options": {"seed": 1}}
+    assert fake.requests[-1] == {"model": "qwen3", "prompt": "Tell me a story",
+                                 "system": "Be brief.", "stream": True, "think": True,
+                                 "options": {"seed": 1}}
 
 
 async def test_generate_text_and_context_round_trip(fake: FakeOllama, client: AsyncOllama) -> None:
     first = await client.generate("qwen3", "one").result()
-    assert [t async for t in client.generate("qwen3", "two words", context=first.context).text()] == \
-        ["You ", "said: ", "two ", "words"]
+    assert ([t async for t in client.generate("qwen3", "two words", context=first.context).text()]
+            == ["You ", "said: ", "two ", "words"])
     assert fake.requests[-1]["context"] == first.context
 
 
@@ -78,14 +81,16 @@ async def test_generate_errors(fake: FakeOllama, client: AsyncOllama) -> None:
         client.generate("qwen3", "x", think="lots")
 
 
-# -- images -------------------------------------------------------------------------------------------------
+# -- images ----------------------------------------------------------------------------------------
 
-async def test_images_from_bytes_paths_and_base64(fake: FakeOllama, client: AsyncOllama, tmp_path: Path,
+async def test_images_from_bytes_paths_and_base64(fake: FakeOllama, client: AsyncOllama,
+                                                  tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     image = tmp_path / "cat.png"
     image.write_bytes(PNG)
     monkeypatch.chdir(tmp_path)
-    sources: list[Any] = [PNG, image, str(image), "cat.png", PNG_B64, f"data:image/png;base64,{PNG_B64}"]
+    sources: list[Any] = [PNG, image, str(image), "cat.png", PNG_B64,
+                          f"data:image/png;base64,{PNG_B64}"]
     await client.chat("qwen3", [Message("user", "what is it?", images=sources)]).result()
     assert fake.requests[-1]["messages"][0]["images"] == [PNG_B64] * len(sources)
     await client.generate("qwen3", "describe", images=[image]).result()
@@ -119,13 +124,14 @@ def test_a_directory_path_is_not_an_image(tmp_path: Path) -> None:
         Message("user", images=[3.14])  # type: ignore[list-item]
 
 
-# -- pull, push, create ------------------------------------------------------------------------------------
+# -- pull, push, create ----------------------------------------------------------------------------
 
 async def test_pull_progress(fake: FakeOllama, client: AsyncOllama) -> None:
     stream = client.pull("tinyllama")
     lines = [p async for p in stream]
     assert all(isinstance(p, Progress) for p in lines)
-    assert lines[0].status == "pulling manifest" and lines[-1].status == "success" and lines[-1].done
+    assert (lines[0].status == "pulling manifest" and lines[-1].status == "success"
+            and lines[-1].done)
     layers = [p for p in lines if p.digest]
     assert layers and all(p.total and p.digest and p.digest.startswith("sha256:") for p in layers)
     fractions = [p.fraction for p in layers if p.digest == layers[0].digest]
@@ -142,18 +148,20 @@ async def test_pull_unknown_model_raises_the_error_line(client: AsyncOllama) -> 
 
 async def test_push_and_create(fake: FakeOllama, client: AsyncOllama) -> None:
     assert await client.push("qwen3").result() == "success"
-    statuses = [p.status async for p in client.create("mine", from_="qwen3", system="You are terse.",
+    statuses = [p.status async for p in client.create("mine", from_="qwen3",
+                                                       system="You are terse.",
                                                        parameters={"temperature": 0})]
     assert statuses[-1] == "success"
     body = fake.received[-1].body
-    assert body == {"model": "mine", "from": "qwen3", "system": "You are terse.", "parameters": {"temperature": 0},
-                    "stream": True}
+    assert body == {"model": "mine", "from": "qwen3", "system": "You are terse.",
+                    "parameters": {"temperature": 0}, "stream": True}
     assert (await client.show("mine")).capabilities
     with pytest.raises(ValueError, match="from_"):
         client.create("nothing")
 
 
-async def test_blobs_and_create_from_files(fake: FakeOllama, client: AsyncOllama, tmp_path: Path) -> None:
+async def test_blobs_and_create_from_files(fake: FakeOllama, client: AsyncOllama,
+                                           tmp_path: Path) -> None:
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF" + bytes(100))
     digest = "sha256:" + hashlib.sha256(gguf.read_bytes()).hexdigest()
@@ -162,7 +170,8 @@ async def test_blobs_and_create_from_files(fake: FakeOllama, client: AsyncOllama
     assert await client.has_blob(digest) is True and fake.blobs[digest] == gguf.read_bytes()
     uploads = [r for r in fake.received if r.method == "POST" and r.path.startswith("/api/blobs/")]
     assert await client.create_blob(str(gguf)) == digest  # already there: not sent again
-    assert len([r for r in fake.received if r.method == "POST" and r.path.startswith("/api/blobs/")]) == len(uploads)
+    assert len([r for r in fake.received
+                if r.method == "POST" and r.path.startswith("/api/blobs/")]) == len(uploads)
     assert await client.create("from-file", files={"model.gguf": digest}).result() == "success"
     with pytest.raises(ValueError, match="digest"):
         await client.has_blob("md5:abc")
@@ -170,7 +179,7 @@ async def test_blobs_and_create_from_files(fake: FakeOllama, client: AsyncOllama
         await client.create_blob(tmp_path)
 
 
-# -- embed, list, show, ps, version, delete, copy, is_running ---------------------------------------------
+# -- embed, list, show, ps, version, delete, copy, is_running --------------------------------------
 
 async def test_embed(fake: FakeOllama, client: AsyncOllama) -> None:
     one = await client.embed("qwen3", "hello")
@@ -180,8 +189,8 @@ async def test_embed(fake: FakeOllama, client: AsyncOllama) -> None:
     two = await client.embed("qwen3", ["hello", "world"], dimensions=4, truncate=True)
     assert len(two.embeddings) == 2 and all(len(v) == 4 for v in two.embeddings)
     assert two.metrics.prompt_eval_count
-    assert fake.received[-1].body == {"model": "qwen3", "input": ["hello", "world"], "truncate": True,
-                                      "dimensions": 4}
+    assert fake.received[-1].body == {"model": "qwen3", "input": ["hello", "world"],
+                                      "truncate": True, "dimensions": 4}
     with pytest.raises(ModelNotFoundError):
         await client.embed("nope", "x")
     with pytest.raises(TypeError, match="input"):
@@ -192,9 +201,11 @@ async def test_list_show_ps_version(fake: FakeOllama, client: AsyncOllama) -> No
     listing = await client.list()
     assert isinstance(listing, ListResult)
     first = listing.models[0]
-    assert first.name and first.size > 0 and first.digest and first.modified_at and first.details.family
+    assert (first.name and first.size > 0 and first.digest and first.modified_at
+            and first.details.family)
     shown = await client.show("qwen3")
-    assert isinstance(shown, ShowResult) and {"completion", "tools", "thinking"} <= set(shown.capabilities)
+    assert (isinstance(shown, ShowResult)
+            and {"completion", "tools", "thinking"} <= set(shown.capabilities))
     assert isinstance(shown.capabilities, tuple) and shown.template and shown.details.format
     assert shown.model_info and isinstance(shown.raw, dict)
     assert (await client.show("qwen3", verbose=True)).model_info
@@ -226,7 +237,8 @@ async def test_is_running(fake: FakeOllama, client: AsyncOllama) -> None:
         assert await nobody.is_running() is False
 
 
-async def test_unknown_response_fields_are_kept_in_raw(fake: FakeOllama, client: AsyncOllama) -> None:
+async def test_unknown_response_fields_are_kept_in_raw(fake: FakeOllama,
+                                                       client: AsyncOllama) -> None:
     listing = await client.list()
     assert set(listing.models[0].raw) >= {"name", "model", "size", "digest", "details"}
 
@@ -236,7 +248,8 @@ async def test_non_json_answer_to_a_json_endpoint(loop_errors: list[Any]) -> Non
 
     async def handler(reader: Any, writer: Any) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                     b"Content-Length: 5\r\n\r\nhello")
         await writer.drain()
         await reader.read()
 
@@ -257,20 +270,21 @@ async def test_plain_endpoints_are_retried_like_streams(loop_errors: list[Any]) 
             attempts += 1
             if attempts == 1:
                 body = b'{"error":"server busy, please try again."}'
-                writer.write(b"HTTP/1.1 503 X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(body), body))
+                writer.write(b"HTTP/1.1 503 X\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             else:
                 body = b'{"models":[{"name":"m:latest","model":"m:latest","size":1,"digest":"d"}]}'
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(body), body))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
             await writer.drain()
 
-    async with raw_server(handler) as url, AsyncOllama(url, retry=RetryPolicy(base_delay=0, jitter=0)) as c:
+    async with (raw_server(handler) as url,
+                AsyncOllama(url, retry=RetryPolicy(base_delay=0, jitter=0)) as c):
         listing = await c.list()
     assert [m.name for m in listing.models] == ["m:latest"] and attempts == 2
 
 
-# -- the blocking client covers the same endpoints ---------------------------------------------------------
+# -- the blocking client covers the same endpoints -------------------------------------------------
 
 def test_blocking_endpoints(tmp_path: Path) -> None:
     with FakeOllama() as fake, Ollama(fake.url) as client:

@@ -1,6 +1,6 @@
-"""The per-chunk path, guarded by counts rather than time: Python-level calls and allocated memory blocks per
-chunk. A validation layer, a nested generator or a helper added to the hot path shows up here as a failure
-(the figures themselves come from benchmarks/, never from a timed test)."""
+"""The per-chunk path, guarded by counts rather than time: Python-level calls and allocated memory
+blocks per chunk. A validation layer, a nested generator or a helper added to the hot path shows up
+here as a failure (the figures themselves come from benchmarks/, never from a timed test)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ from ollama_stream.protocol import ChatAccumulator, NDJSONDecoder, parse_chat_ch
 from ollama_stream.testing import FakeOllama
 
 PACKAGE = os.path.dirname(ollama_stream.__file__)
-TRANSCRIPT = (Path(__file__).parent / "fixtures" / "thinking_content.ndjson").read_bytes().splitlines(keepends=True)
-LINES = [TRANSCRIPT[0], TRANSCRIPT[2]] * 1000 + [TRANSCRIPT[-1]]  # 2,001 lines: thinking, content, ..., final
+TRANSCRIPT = ((Path(__file__).parent / "fixtures" / "thinking_content.ndjson").read_bytes()
+              .splitlines(keepends=True))
+# 2,001 lines: thinking, content, ..., final
+LINES = [TRANSCRIPT[0], TRANSCRIPT[2]] * 1000 + [TRANSCRIPT[-1]]
 
 
 def core_pass() -> list[Any]:
@@ -43,7 +45,8 @@ def core_pass() -> list[Any]:
 
 def in_package(filename: str) -> bool:
     """Our modules, and the `<string>` code dataclasses generate for their __init__."""
-    return (filename.startswith(PACKAGE) and not filename.endswith("testing.py")) or filename == "<string>"
+    return ((filename.startswith(PACKAGE) and not filename.endswith("testing.py"))
+            or filename == "<string>")
 
 
 def qualname(code: CodeType) -> str:
@@ -58,7 +61,8 @@ def qualname(code: CodeType) -> str:
 
 @functools.cache
 def _qualnames(filename: str) -> dict[tuple[int, str], str]:
-    """(first line, name) -> qualified name of every def and class in a file (3.10 has no co_qualname)."""
+    """(first line, name) -> qualified name of every def and class in a file (3.10 has no
+    co_qualname)."""
     found: dict[tuple[int, str], str] = {}
 
     def visit(node: ast.AST, prefix: str) -> None:
@@ -114,7 +118,8 @@ def test_core_allocates_at_most_ten_blocks_per_chunk() -> None:
         per_chunk = (sys.getallocatedblocks() - before) / len(LINES)
     finally:
         gc.enable()
-    assert kept and per_chunk <= 10, per_chunk  # decoded dicts and strings, the ChatChunk, the one-item list
+    # decoded dicts and strings, the ChatChunk, the one-item list
+    assert kept and per_chunk <= 10, per_chunk
 
 
 def test_the_decoder_fast_path_is_one_orjson_call_per_line() -> None:
@@ -122,7 +127,8 @@ def test_the_decoder_fast_path_is_one_orjson_call_per_line() -> None:
         decoder = NDJSONDecoder()
         for line in LINES:
             decoder.feed(line)
-    assert calls == {"NDJSONDecoder.__init__": 1, "NDJSONDecoder.feed": len(LINES)}  # no helper per line
+    # no helper per line
+    assert calls == {"NDJSONDecoder.__init__": 1, "NDJSONDecoder.feed": len(LINES)}
 
 
 @pytest.fixture
@@ -151,10 +157,12 @@ def test_client_read_loop_adds_nothing_per_chunk(fake: FakeOllama) -> None:
     per_chunk = {name: count for name, count in calls.items() if count > 10}
     assert per_chunk == {"parse_chat_chunk": chunks, "__create_fn__.<locals>.__init__": chunks + 1,
                          "ChatAccumulator.add": chunks}, per_chunk  # + Metrics on the final chunk
-    assert resumes <= chunks + reads + 5  # one resume per chunk handed over and one per network read
+    # one resume per chunk handed over and one per network read
+    assert resumes <= chunks + reads + 5
     assert sum(calls.values()) - 3 * chunks <= 40  # everything else happens once per request
 
 
 def test_fixture_lines_are_what_the_test_thinks() -> None:
-    assert orjson.loads(LINES[0])["message"]["thinking"] and orjson.loads(LINES[1])["message"]["content"]
+    assert (orjson.loads(LINES[0])["message"]["thinking"]
+            and orjson.loads(LINES[1])["message"]["content"])
     assert orjson.loads(LINES[-1])["done"] is True

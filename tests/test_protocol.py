@@ -1,4 +1,5 @@
-"""The sans-I/O core on raw bytes: every recorded transcript whole, byte by byte, at every split point."""
+"""The sans-I/O core on raw bytes: every recorded transcript whole, byte by byte, at every split
+point."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # What each transcript must accumulate to.
 EXPECTED: dict[str, dict[str, Any]] = {
     "thinking_content": dict(
-        content="The sky is blue.", thinking="Let me think.", tool_calls=[], done_reason="stop", chunks=6,
+        content="The sky is blue.", thinking="Let me think.", tool_calls=[], done_reason="stop",
+        chunks=6,
         metrics=Metrics(182242375, 41295167, 169, 24573166, 15, 115959084),
     ),
     "tool_calls_separate": dict(
@@ -43,7 +45,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         metrics=Metrics(1234, None, None, None, 2, None),
     ),
     "unicode": dict(
-        content="こんにちは, Zoë! 👋🏽 €é😀", thinking="用户问候 🤔", tool_calls=[], done_reason="stop", chunks=5,
+        content="こんにちは, Zoë! 👋🏽 €é😀", thinking="用户问候 🤔", tool_calls=[],
+        done_reason="stop", chunks=5,
         metrics=Metrics(None, None, None, None, 4, 1000000000),
     ),
     "unknown_fields": dict(
@@ -124,7 +127,8 @@ def check_expected(name: str, acc: ChatAccumulator, chunks: list[ChatChunk]) -> 
 
 
 @pytest.mark.parametrize("name", TRANSCRIPTS)
-@pytest.mark.parametrize("splitter", [whole, byte_by_byte, random_fragments(1), random_fragments(2)],
+@pytest.mark.parametrize("splitter",
+                         [whole, byte_by_byte, random_fragments(1), random_fragments(2)],
                          ids=["whole", "byte-by-byte", "random-1", "random-2"])
 def test_transcript_replayed(name: str, splitter: Callable[[bytes], Iterator[bytes]]) -> None:
     data = load(name)
@@ -148,7 +152,8 @@ def test_transcript_with_trailing_junk_raises_after_the_good_lines(name: str) ->
     decoder = NDJSONDecoder()
     assert decoder.feed(data) == reference_objects(good)  # the good lines come out first
     assert decoder.error is not None
-    with pytest.raises(ProtocolError, match=r"line \d+ of the stream is not valid JSON: b'not json at all'"):
+    with pytest.raises(ProtocolError,
+                       match=r"line \d+ of the stream is not valid JSON: b'not json at all'"):
         decoder.close()
     with pytest.raises(ProtocolError):
         decoder.feed(b"{}\n")  # a failed decoder stays failed
@@ -200,10 +205,12 @@ def test_invalid_json_names_line_number_and_first_200_bytes() -> None:
 
 
 @pytest.mark.parametrize("line,kind", [
-    (b"[1, 2]", "list"), (b'"text"', "str"), (b"42", "int"), (b"null", "NoneType"), (b"true", "bool"),
+    (b"[1, 2]", "list"), (b'"text"', "str"), (b"42", "int"), (b"null", "NoneType"),
+    (b"true", "bool"),
 ])
 def test_a_line_that_is_not_an_object_is_a_protocol_error(line: bytes, kind: str) -> None:
-    with pytest.raises(ProtocolError, match=f"line 1 of the stream is a JSON {kind}, not an object"):
+    with pytest.raises(ProtocolError,
+                       match=f"line 1 of the stream is a JSON {kind}, not an object"):
         NDJSONDecoder().feed(line + b"\n")
 
 
@@ -224,7 +231,8 @@ def test_overlong_line_fails_before_its_end_arrives() -> None:
     decoder = NDJSONDecoder(max_line_bytes=1000)
     decoder.feed(b'{"ok":true}\n')
     decoder.feed(b"x" * 1000)
-    with pytest.raises(ProtocolError, match=r"line 2 of the stream is over max_line_bytes=1000 \(1001 bytes"):
+    with pytest.raises(ProtocolError,
+                       match=r"line 2 of the stream is over max_line_bytes=1000 \(1001 bytes"):
         decoder.feed(b"y")
 
 
@@ -250,7 +258,7 @@ def test_max_line_bytes_must_be_positive() -> None:
         NDJSONDecoder(0)
 
 
-# -- chunk parsing ---------------------------------------------------------------------------------------
+# -- chunk parsing ---------------------------------------------------------------------------------
 
 def test_chunk_fields_and_raw() -> None:
     obj = orjson.loads(load("unknown_fields").splitlines()[0])
@@ -269,11 +277,12 @@ def test_chunk_fields_and_raw() -> None:
 
 def test_absent_optional_fields_take_defaults() -> None:
     chunk = parse_chat_chunk({})
-    assert (chunk.model, chunk.created_at, chunk.content, chunk.thinking, chunk.tool_calls, chunk.done) == \
-        ("", "", "", "", (), False)
+    assert ((chunk.model, chunk.created_at, chunk.content, chunk.thinking, chunk.tool_calls,
+             chunk.done) == ("", "", "", "", (), False))
     final = parse_chat_chunk({"done": True})
     assert final.metrics == Metrics() and final.done_reason is None
-    assert parse_chat_chunk({"message": {"role": "assistant", "content": None, "thinking": None}}).content == ""
+    assert parse_chat_chunk({"message": {"role": "assistant", "content": None,
+                                         "thinking": None}}).content == ""
 
 
 def test_float_durations_that_are_whole_numbers_are_accepted() -> None:
@@ -315,7 +324,8 @@ def test_malformed_tool_calls_are_protocol_errors(calls: list[Any]) -> None:
 
 
 def test_tool_call_arguments_as_json_string_are_decoded() -> None:
-    chunk = parse_chat_chunk({"message": {"tool_calls": [{"function": {"name": "f", "arguments": '{"x": 1}'}}]}})
+    chunk = parse_chat_chunk({"message": {"tool_calls": [{"function": {"name": "f",
+                                                                       "arguments": '{"x": 1}'}}]}})
     assert chunk.tool_calls == (ToolCall("f", {"x": 1}),)
 
 
@@ -339,21 +349,24 @@ def test_error_transcript_yields_chunks_then_stream_error() -> None:
     assert acc.done is False
 
 
-# -- the accumulator on chunk lists -----------------------------------------------------------------------
+# -- the accumulator on chunk lists ----------------------------------------------------------------
 
-def make_chunk(content: str = "", thinking: str = "", tool_calls: tuple[ToolCall, ...] = (), done: bool = False,
-               done_reason: str | None = None, metrics: Metrics | None = None,
+def make_chunk(content: str = "", thinking: str = "", tool_calls: tuple[ToolCall, ...] = (),
+               done: bool = False, done_reason: str | None = None, metrics: Metrics | None = None,
                logprobs: list[Any] | None = None, model: str = "m") -> ChatChunk:
-    return ChatChunk(model, "t", content, thinking, tool_calls, done, done_reason, metrics, logprobs, {})
+    return ChatChunk(model, "t", content, thinking, tool_calls, done, done_reason, metrics,
+                     logprobs, {})
 
 
 def test_accumulator_concatenates_and_collects_from_every_chunk() -> None:
-    a, b, c = ToolCall("a", {"n": 1}, "call_1", 0), ToolCall("b", {}, "call_2", 1), ToolCall("c", {"z": [1]})
+    a, b, c = (ToolCall("a", {"n": 1}, "call_1", 0), ToolCall("b", {}, "call_2", 1),
+               ToolCall("c", {"z": [1]}))
     acc = ChatAccumulator()
     chunks = [
         make_chunk(thinking="Hmm"), make_chunk(thinking=", ok."), make_chunk(content="Let me"),
         make_chunk(tool_calls=(a,)), make_chunk(content=" check.", tool_calls=(b,)),
-        make_chunk(done=True, done_reason="stop", tool_calls=(c,), metrics=Metrics(eval_count=9, eval_duration=3)),
+        make_chunk(done=True, done_reason="stop", tool_calls=(c,),
+                   metrics=Metrics(eval_count=9, eval_duration=3)),
     ]
     for chunk in chunks:
         acc.add(chunk)
@@ -381,10 +394,13 @@ def test_accumulated_message_is_ready_for_the_next_turn() -> None:
         "role": "assistant",
         "thinking": "Need the weather.",
         "tool_calls": [
-            {"id": "call_ab12cd34", "function": {"index": 0, "name": "get_weather", "arguments": {"city": "Tokyo"}}},
+            {"id": "call_ab12cd34", "function": {"index": 0, "name": "get_weather",
+                                                 "arguments": {"city": "Tokyo"}}},
             {"id": "call_ef56gh78", "function": {"index": 1, "name": "get_time",
-                                                 "arguments": {"tz": "Asia/Tokyo", "format": {"h24": True}}}},
-            {"id": "call_ij90kl12", "function": {"index": 2, "name": "get_weather", "arguments": {"city": "Paris"}}},
+                                                 "arguments": {"tz": "Asia/Tokyo",
+                                                               "format": {"h24": True}}}},
+            {"id": "call_ij90kl12", "function": {"index": 2, "name": "get_weather",
+                                                 "arguments": {"city": "Paris"}}},
         ],
     }
     assert Message.from_dict(wire) == acc.message
@@ -403,21 +419,24 @@ def test_accumulator_keeps_model_from_first_chunk_when_final_has_none() -> None:
     assert acc.result().model == "qwen3"
 
 
-# -- fuzz -----------------------------------------------------------------------------------------------
+# -- fuzz ------------------------------------------------------------------------------------------
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (st.lists(children, max_size=4)
+                      | st.dictionaries(st.text(max_size=8), children, max_size=4)),
     max_leaves=20,
 )
 chunk_like = st.fixed_dictionaries({}, optional={
-    "model": json_values, "created_at": json_values, "done": json_values, "done_reason": json_values,
-    "eval_count": json_values, "eval_duration": json_values, "logprobs": json_values, "error": json_values,
+    "model": json_values, "created_at": json_values, "done": json_values,
+    "done_reason": json_values, "eval_count": json_values, "eval_duration": json_values,
+    "logprobs": json_values, "error": json_values,
     "message": json_values | st.fixed_dictionaries({}, optional={
         "role": json_values, "content": json_values, "thinking": json_values,
         "tool_calls": json_values | st.lists(st.fixed_dictionaries({}, optional={
             "id": json_values, "function": json_values | st.fixed_dictionaries({}, optional={
-                "name": json_values, "arguments": json_values, "index": json_values})}), max_size=3),
+                "name": json_values, "arguments": json_values, "index": json_values})}),
+            max_size=3),
     }),
 })
 
@@ -444,5 +463,6 @@ def test_fuzz_chunk_shapes_parse_or_raise_protocol_errors_only(obj: dict[str, An
     except (ProtocolError, StreamError):
         return
     assert isinstance(chunk.content, str) and isinstance(chunk.thinking, str)
-    assert all(isinstance(call, ToolCall) and isinstance(call.arguments, dict) for call in chunk.tool_calls)
+    assert all(isinstance(call, ToolCall) and isinstance(call.arguments, dict)
+               for call in chunk.tool_calls)
     ChatAccumulator().add(chunk)

@@ -19,16 +19,19 @@ def python_block_after(heading: str) -> str:
     return match.group(1)
 
 
-def test_quick_start_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_start_runs(monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
     with FakeOllama() as fake:
         monkeypatch.setenv("OLLAMA_HOST", fake.url)
         fake.queue_reply(thinking="Rayleigh.", content="Blue light scatters most.")
         fake.queue_reply(content="Red, then.")
-        exec(compile(python_block_after("## Quick start"), "README.md", "exec"), {"__name__": "readme"})
+        exec(compile(python_block_after("## Quick start"), "README.md", "exec"),
+             {"__name__": "readme"})
     out = capsys.readouterr().out
     assert out.startswith("Rayleigh.Blue light scatters most.\n")
     assert re.search(r"\n[\d.]+ tokens/s\nRed, then\.$", out)
-    assert fake.requests[1]["messages"][1] == {"role": "assistant", "content": "Blue light scatters most.",
+    assert fake.requests[1]["messages"][1] == {"role": "assistant",
+                                               "content": "Blue light scatters most.",
                                                "thinking": "Rayleigh."}
 
 

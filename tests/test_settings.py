@@ -69,16 +69,20 @@ def test_settings_from_env_reads_and_validates_every_variable() -> None:
     assert settings == Settings(host="http://gpu-box:11434", api_key="key", provider="ollama",
                                 model="ollama/gpt-oss:20b", think="high", hide_thinking=True)
     assert Settings.from_env({}) == Settings()
-    assert Settings.from_env({"OLLAMA_THINKING": "false", "OLLAMA_HIDE_THINKING": "0"}).think is False
+    assert Settings.from_env({"OLLAMA_THINKING": "false",
+                              "OLLAMA_HIDE_THINKING": "0"}).think is False
 
 
 @pytest.mark.parametrize("env,message", [
     ({"MODEL_PROVIDER": "openai"}, "MODEL_PROVIDER='openai': allowed values are ollama, litellm"),
-    ({"OLLAMA_THINKING": "lots"}, "OLLAMA_THINKING='lots': allowed values are low|medium|high|max|true|false"),
-    ({"OLLAMA_HIDE_THINKING": "maybe"}, "OLLAMA_HIDE_THINKING='maybe': allowed values are true|false"),
+    ({"OLLAMA_THINKING": "lots"},
+     "OLLAMA_THINKING='lots': allowed values are low|medium|high|max|true|false"),
+    ({"OLLAMA_HIDE_THINKING": "maybe"},
+     "OLLAMA_HIDE_THINKING='maybe': allowed values are true|false"),
     ({"OLLAMA_HOST": "ftp://x"}, "OLLAMA_HOST='ftp://x' is not usable"),
 ])
-def test_bad_settings_name_the_variable_and_the_allowed_values(env: dict[str, str], message: str) -> None:
+def test_bad_settings_name_the_variable_and_the_allowed_values(env: dict[str, str],
+                                                               message: str) -> None:
     with pytest.raises(ValueError) as info:
         Settings.from_env(env)
     assert str(info.value).startswith(message)
@@ -106,7 +110,8 @@ def test_other_models_keep_think_true() -> None:
 
 
 def test_hide_thinking_keeps_thinking_in_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The renderers hide it; the accumulated message must still carry it (the spec needs it next turn).
+    # The renderers hide it; the accumulated message must still carry it (the spec needs it next
+    # turn).
     import asyncio
 
     from ollama_stream.testing import FakeOllama

@@ -1,5 +1,5 @@
-"""The blocking client `Ollama`: one core driven from a private loop thread, tested against a FakeOllama in
-its own thread."""
+"""The blocking client `Ollama`: one core driven from a private loop thread, tested against a
+FakeOllama in its own thread."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def test_every_async_method_has_a_blocking_twin_with_the_same_parameters() -> No
     sync_methods = public_methods(Ollama)
     assert set(async_methods) == set(sync_methods)
     for name, signature in async_methods.items():
-        assert list(signature.parameters.values()) == list(sync_methods[name].parameters.values()), name
+        assert (list(signature.parameters.values())
+                == list(sync_methods[name].parameters.values())), name
     constructor = inspect.signature(AsyncOllama.__init__).parameters
     assert list(constructor) == list(inspect.signature(Ollama.__init__).parameters)
     for name, param in constructor.items():
@@ -80,7 +81,8 @@ def test_chat_streams_chunks_and_accumulates(fake: FakeOllama, client: Ollama) -
     assert stream.message == Message("assistant", "Blue light scatters.", "Physics.")
     result = stream.result()
     assert isinstance(result, ChatResult) and result.message.content == "Blue light scatters."
-    assert list(client.chat("qwen3", [{"role": "user", "content": "a b"}]).text()) == ["You ", "said: ", "a ", "b"]
+    assert (list(client.chat("qwen3", [{"role": "user", "content": "a b"}]).text())
+            == ["You ", "said: ", "a ", "b"])
 
 
 def test_chunks_reach_the_caller_as_they_arrive(fake: FakeOllama, client: Ollama) -> None:
@@ -218,7 +220,8 @@ def test_closing_from_another_thread_ends_a_blocked_reader(fake: FakeOllama) -> 
 
 def test_a_sync_tool_may_use_the_blocking_client(fake: FakeOllama, client: Ollama) -> None:
     def nested() -> str:
-        """Sync tools run in a worker thread, not the loop thread, so they may block on the client."""
+        """Sync tools run in a worker thread, not the loop thread, so they may block on the
+        client."""
         return client.version()
 
     fake.queue_reply(tool_calls=[ToolCall("nested", {})])

@@ -1,5 +1,6 @@
-"""FakeOllama as its users see it: a real loopback server, read here with plain aiohttp, urllib and the
-official `ollama` client, so that its wire format is checked independently of this SDK's own parser."""
+"""FakeOllama as its users see it: a real loopback server, read here with plain aiohttp, urllib and
+the official `ollama` client, so that its wire format is checked independently of this SDK's own
+parser."""
 
 from __future__ import annotations
 
@@ -19,16 +20,16 @@ from ollama_stream.testing import FakeOllama
 
 USER = [{"role": "user", "content": "Why is the sky blue?"}]
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
-FINAL_METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
-                 "eval_duration")
+FINAL_METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
+                 "eval_count", "eval_duration")
 
 
 async def post_chat(fake: FakeOllama, body: Any = None, *, data: bytes | None = None,
                     headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
     """POST /api/chat with plain aiohttp: (status, Content-Type, raw body)."""
     kwargs: dict[str, Any] = {"data": data} if data is not None else {"json": body}
-    async with aiohttp.ClientSession() as session, \
-            session.post(f"{fake.url}/api/chat", headers=headers, **kwargs) as response:
+    async with (aiohttp.ClientSession() as session,
+                session.post(f"{fake.url}/api/chat", headers=headers, **kwargs) as response):
         return response.status, response.headers.get("Content-Type", ""), await response.read()
 
 
@@ -52,7 +53,7 @@ def joined(lines: list[dict[str, Any]], field: str) -> str:
     return "".join(line["message"].get(field, "") for line in lines)
 
 
-# -- lifecycle -----------------------------------------------------------------------------------------
+# -- lifecycle -------------------------------------------------------------------------------------
 
 async def test_url_only_while_running_and_on_loopback(loop_errors: list[dict[str, Any]]) -> None:
     server = FakeOllama()
@@ -73,9 +74,10 @@ async def test_two_fakes_get_different_ports(loop_errors: list[dict[str, Any]]) 
         assert one.url != two.url
 
 
-# -- the default reply ---------------------------------------------------------------------------------
+# -- the default reply -----------------------------------------------------------------------------
 
-async def test_default_reply_echoes_the_last_user_message_without_thinking(fake: FakeOllama) -> None:
+async def test_default_reply_echoes_the_last_user_message_without_thinking(
+        fake: FakeOllama) -> None:
     messages = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "hello there"}]
     lines = await stream_lines(fake, {"model": "qwen3", "messages": messages})
@@ -84,13 +86,15 @@ async def test_default_reply_echoes_the_last_user_message_without_thinking(fake:
 
 
 @pytest.mark.parametrize("think", [True, "low"])
-async def test_default_reply_thinks_first_when_think_is_truthy(fake: FakeOllama, think: Any) -> None:
+async def test_default_reply_thinks_first_when_think_is_truthy(fake: FakeOllama,
+                                                               think: Any) -> None:
     lines = await stream_lines(fake, {"model": "qwen3", "messages": USER, "think": think})
     assert joined(lines, "content") == "You said: Why is the sky blue?"
     assert joined(lines, "thinking") == "The user wrote 5 words. I will answer briefly."
     kinds = ["thinking" if line["message"].get("thinking") else "content" for line in lines
              if line["message"].get("thinking") or line["message"].get("content")]
-    assert kinds == sorted(kinds, key=lambda kind: kind != "thinking")  # every thinking line before any content
+    # every thinking line before any content
+    assert kinds == sorted(kinds, key=lambda kind: kind != "thinking")
     assert kinds[0] == "thinking" and kinds[-1] == "content"
 
 
@@ -106,14 +110,15 @@ async def test_default_reply_to_a_tool_result_names_the_tool(fake: FakeOllama) -
     assert joined(lines, "content") == 'The tool get_weather returned: {"temp": 22}'
 
 
-# -- scripting and recording ---------------------------------------------------------------------------
+# -- scripting and recording -----------------------------------------------------------------------
 
 async def test_queued_replies_are_served_first_in_first_out(fake: FakeOllama) -> None:
     fake.queue_reply(content="one")
     fake.queue_reply(content="two", thinking="hmm")
     fake.queue_reply(content="three")
     assert fake.pending == 3
-    bodies = [{"model": "qwen3", "messages": [{"role": "user", "content": f"q{n}"}]} for n in range(4)]
+    bodies = [{"model": "qwen3", "messages": [{"role": "user", "content": f"q{n}"}]}
+              for n in range(4)]
     answers = []
     for n, body in enumerate(bodies):
         lines = await stream_lines(fake, body)
@@ -139,7 +144,7 @@ async def test_received_records_every_request_with_headers_and_body(fake: FakeOl
     assert fake.requests == [body]  # only /api/chat bodies
 
 
-# -- the wire format -----------------------------------------------------------------------------------
+# -- the wire format -------------------------------------------------------------------------------
 
 async def test_stream_lines_have_ollamas_shapes(fake: FakeOllama) -> None:
     fake.queue_reply(content="Rayleigh scattering, mostly.", thinking="Physics question.",
@@ -167,16 +172,18 @@ async def test_stream_lines_have_ollamas_shapes(fake: FakeOllama) -> None:
     assert "done_reason" not in lines[0] and "total_duration" not in lines[0]
 
     with_calls = [n for n, line in enumerate(lines) if line["message"].get("tool_calls")]
-    assert len(with_calls) == 1 and with_calls[0] < len(lines) - 1  # a chunk of their own, before the end
+    # a chunk of their own, before the end
+    assert len(with_calls) == 1 and with_calls[0] < len(lines) - 1
     calls = lines[with_calls[0]]["message"]["tool_calls"]
-    assert [(c["function"]["name"], c["function"]["arguments"], c["function"]["index"]) for c in calls] == [
-        ("get_weather", {"city": "Tokyo"}, 0), ("get_time", {}, 1)]
+    assert [(c["function"]["name"], c["function"]["arguments"], c["function"]["index"])
+            for c in calls] == [("get_weather", {"city": "Tokyo"}, 0), ("get_time", {}, 1)]
     assert all(c["id"].startswith("call_") for c in calls)
     assert len({c["id"] for c in calls}) == 2
 
 
 async def test_tool_calls_on_done_ride_on_the_final_line_only(fake: FakeOllama) -> None:
-    fake.queue_reply(content="Checking.", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
+    fake.queue_reply(content="Checking.",
+                     tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}],
                      tool_calls_on_done=True)
     lines = await stream_lines(fake, {"model": "qwen3", "messages": USER})
     assert not any(line["message"].get("tool_calls") for line in lines[:-1])
@@ -189,7 +196,8 @@ async def test_tool_calls_on_done_ride_on_the_final_line_only(fake: FakeOllama) 
 
 async def test_unstreamed_reply_is_one_json_object(fake: FakeOllama) -> None:
     fake.queue_reply(content="All of it at once.", thinking="No streaming wanted.")
-    status, content_type, raw = await post_chat(fake, {"model": "qwen3", "messages": USER, "stream": False})
+    status, content_type, raw = await post_chat(fake, {"model": "qwen3", "messages": USER,
+                                                       "stream": False})
     assert status == 200
     assert content_type.startswith("application/json")
     reply = json.loads(raw)  # fails on NDJSON with more than one line
@@ -199,7 +207,7 @@ async def test_unstreamed_reply_is_one_json_object(fake: FakeOllama) -> None:
     assert all(type(reply[key]) is int and reply[key] > 0 for key in FINAL_METRICS)
 
 
-# -- errors --------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------
 
 async def test_unknown_model_is_ollamas_404(fake: FakeOllama) -> None:
     fake.queue_reply(content="kept for later")
@@ -239,8 +247,9 @@ async def test_a_body_that_is_not_a_json_object_is_a_400(fake: FakeOllama, data:
 
 async def test_queued_error_sets_status_body_and_headers(fake: FakeOllama) -> None:
     fake.queue_error(503, "busy", headers={"Retry-After": "2"})
-    async with aiohttp.ClientSession() as session, \
-            session.post(f"{fake.url}/api/chat", json={"model": "qwen3", "messages": USER}) as response:
+    async with (aiohttp.ClientSession() as session,
+                session.post(f"{fake.url}/api/chat",
+                             json={"model": "qwen3", "messages": USER}) as response):
         assert response.status == 503
         assert response.headers["Retry-After"] == "2"
         assert await response.json() == {"error": "busy"}
@@ -249,10 +258,11 @@ async def test_queued_error_sets_status_body_and_headers(fake: FakeOllama) -> No
     assert lines[-1]["done"] is True
 
 
-# -- the other endpoints -------------------------------------------------------------------------------
+# -- the other endpoints ---------------------------------------------------------------------------
 
 async def test_root_version_and_tags(loop_errors: list[dict[str, Any]]) -> None:
-    async with FakeOllama(models=["qwen3", "llama3.2:1b"]) as fake, aiohttp.ClientSession() as session:
+    async with (FakeOllama(models=["qwen3", "llama3.2:1b"]) as fake,
+                aiohttp.ClientSession() as session):
         async with session.get(f"{fake.url}/") as response:
             assert response.status == 200 and await response.text() == "Ollama is running"
         async with session.get(f"{fake.url}/api/version") as response:
@@ -267,7 +277,7 @@ async def test_root_version_and_tags(loop_errors: list[dict[str, Any]]) -> None:
         assert status == 200
 
 
-# -- thread mode and blocking clients ------------------------------------------------------------------
+# -- thread mode and blocking clients --------------------------------------------------------------
 
 def fake_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "FakeOllama"]
@@ -290,7 +300,8 @@ def test_thread_mode_serves_a_blocking_client() -> None:
         assert fake.requests == [{"model": "qwen3", "messages": USER}]
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(urllib.request.Request(
-                f"{fake.url}/api/chat", method="POST", data=b'{"model": "nope", "messages": []}'), timeout=10)
+                f"{fake.url}/api/chat", method="POST", data=b'{"model": "nope", "messages": []}'),
+                timeout=10)
         assert caught.value.code == 404
         caught.value.close()
     assert fake_threads() == []
@@ -298,7 +309,7 @@ def test_thread_mode_serves_a_blocking_client() -> None:
         _ = fake.url
 
 
-# -- the official ollama client ------------------------------------------------------------------------
+# -- the official ollama client --------------------------------------------------------------------
 
 async def test_official_async_client_streams_thinking_and_content(fake: FakeOllama) -> None:
     fake.queue_reply(content="Blue light scatters most.", thinking="Rayleigh.")
@@ -330,11 +341,13 @@ async def test_official_async_client_unstreamed_and_not_found(fake: FakeOllama) 
 def test_official_sync_client_with_a_tool_call() -> None:
     tools = [{"type": "function", "function": {
         "name": "get_weather", "description": "Weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}]
     with FakeOllama() as fake, ollama.Client(host=fake.url) as official:
         fake.queue_reply(thinking="Need the weather.",
                          tool_calls=[{"name": "get_weather", "arguments": {"city": "Tokyo"}}])
-        parts = list(official.chat(model="qwen3", messages=USER, tools=tools, stream=True, think=True))
+        parts = list(official.chat(model="qwen3", messages=USER, tools=tools, stream=True,
+                                   think=True))
         with_calls = [p for p in parts if p.message.tool_calls]
         assert len(with_calls) == 1
         call = with_calls[0].message.tool_calls[0]
@@ -346,6 +359,7 @@ def test_official_sync_client_with_a_tool_call() -> None:
         messages = [*USER, {"role": "assistant", "content": "", "tool_calls": [call]},
                     {"role": "tool", "content": "22 C, clear", "tool_name": "get_weather"}]
         parts = list(official.chat(model="qwen3", messages=messages, tools=tools, stream=True))
-        assert "".join(p.message.content or "" for p in parts) == "The tool get_weather returned: 22 C, clear"
+        assert ("".join(p.message.content or "" for p in parts)
+                == "The tool get_weather returned: 22 C, clear")
         assert fake.requests[0]["tools"][0]["function"]["name"] == "get_weather"
     assert fake_threads() == []
