@@ -1,8 +1,10 @@
 """The `ollama-stream` command (also `python -m ollama_stream`), built on the public API only.
 
-    ollama-stream demo                      the whole flow against a built-in FakeOllama, no Ollama needed
+    ollama-stream demo                      the whole flow against a built-in FakeOllama, no Ollama
+                                            needed
     ollama-stream chat -m qwen3 "Hello"     stream one reply from the Ollama at OLLAMA_HOST
-    ollama-stream chat -m qwen3             an interactive session (/exit, /clear, /think LEVEL; Ctrl-C stops a reply)
+    ollama-stream chat -m qwen3             an interactive session (/exit, /clear, /think LEVEL;
+                                            Ctrl-C stops a reply)
     ollama-stream pull MODEL                download a model with a live progress bar
     ollama-stream models | ps | show MODEL | version
 """
@@ -40,7 +42,8 @@ from . import (
 )
 
 DEFAULT_MODEL = "qwen3"
-EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_INTERRUPTED = 1, 2, 3, 4, 5, 130
+EXIT_ERROR, EXIT_USAGE, EXIT_CONNECTION, EXIT_NOT_FOUND, EXIT_TIMEOUT, EXIT_INTERRUPTED = (
+    1, 2, 3, 4, 5, 130)
 THINK_CHOICES: dict[str, bool | str] = {"on": True, "off": False, "low": "low", "medium": "medium",
                                         "high": "high", "max": "max"}
 
@@ -72,11 +75,12 @@ class Style:
 
 
 class ReplyPrinter:
-    """Prints one reply as it streams: thinking dimmed under a "Thinking" header, the answer apart from it,
-    tool calls, and a one-line summary. The async and the blocking paths feed it the same chunks."""
+    """Prints one reply as it streams: thinking dimmed under a "Thinking" header, the answer apart
+    from it, tool calls, and a one-line summary. The async and the blocking paths feed it the same
+    chunks."""
 
-    def __init__(self, out: TextIO, style: Style, *, hide_thinking: bool = False, quiet: bool = False,
-                 as_json: bool = False) -> None:
+    def __init__(self, out: TextIO, style: Style, *, hide_thinking: bool = False,
+                 quiet: bool = False, as_json: bool = False) -> None:
         self.out, self.style = out, style
         self.hide_thinking, self.quiet, self.as_json = hide_thinking, quiet, as_json
         self.started = time.perf_counter()
@@ -107,7 +111,8 @@ class ReplyPrinter:
             if self.section:
                 out.write("\n")
             self.section = "tool"
-            out.write(style.cyan(f"-> tool call {call.name}({orjson.dumps(call.arguments).decode()})") + "\n")
+            out.write(style.cyan(f"-> tool call {call.name}"
+                                 f"({orjson.dumps(call.arguments).decode()})") + "\n")
         out.flush()
 
     def done(self, result: ChatResult | ChatChunk | None) -> None:
@@ -169,7 +174,8 @@ class ChatSetup:
         self.options = _parse_options(args.option)
         self.format = args.format
         self.model = args.model or settings.model or DEFAULT_MODEL
-        self.client, self.name = client_for(self.model, host=args.host or settings.host, provider=settings.provider)
+        self.client, self.name = client_for(self.model, host=args.host or settings.host,
+                                            provider=settings.provider)
         self.history: list[Message] = [Message("system", args.system)] if args.system else []
 
     def request(self) -> dict[str, Any]:
@@ -181,22 +187,25 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     prompt = args.prompt if args.prompt is not None else sys.stdin.read().strip()
     setup.history.append(Message("user", prompt))
     async with setup.client as client:
-        await render(client.chat(setup.name, setup.history, **setup.request()), sys.stdout, Style(sys.stdout),
-                     hide_thinking=setup.hide, quiet=args.quiet, as_json=args.json)
+        await render(client.chat(setup.name, setup.history, **setup.request()), sys.stdout,
+                     Style(sys.stdout), hide_thinking=setup.hide, quiet=args.quiet,
+                     as_json=args.json)
     return 0
 
 
 def interactive_chat(args: argparse.Namespace) -> int:
-    """The interactive session, on the blocking client: input() keeps readline's line editing in the main
-    thread, and Ctrl-C during a reply stops that reply (its connection is closed) and keeps the session."""
+    """The interactive session, on the blocking client: input() keeps readline's line editing in the
+    main thread, and Ctrl-C during a reply stops that reply (its connection is closed) and keeps the
+    session."""
     with contextlib.suppress(ImportError):  # not on every platform
         import readline  # noqa: F401 - importing it gives input() line editing and history
     setup = ChatSetup(args)
     out, style = sys.stdout, Style(sys.stdout)
     async_client = setup.client
     with Ollama(async_client.host, backend=async_client.backend) as client:
-        out.write(style.dim(f"Chatting with {setup.model} at {client.host}. /exit to quit, /clear to forget, "
-                            "/think LEVEL to change thinking, Ctrl-C to stop a reply.\n"))
+        out.write(style.dim(f"Chatting with {setup.model} at {client.host}. /exit to quit, "
+                            "/clear to forget, /think LEVEL to change thinking, Ctrl-C to stop a "
+                            "reply.\n"))
         while True:
             try:
                 line = input(style.bold(">>> ")).strip()
@@ -241,7 +250,7 @@ def interactive_chat(args: argparse.Namespace) -> int:
             setup.history.append(result.message)
 
 
-# -- pull, models, ps, show, version ------------------------------------------------------------------
+# -- pull, models, ps, show, version ---------------------------------------------------------------
 
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -258,8 +267,8 @@ def human_duration(seconds: float) -> str:
 
 
 class PullProgress:
-    """A live progress bar per layer (bytes, speed, ETA), redrawn in place on a terminal; on a pipe, one line
-    per status and one per finished layer."""
+    """A live progress bar per layer (bytes, speed, ETA), redrawn in place on a terminal; on a pipe,
+    one line per status and one per finished layer."""
 
     WIDTH = 24
 
@@ -284,8 +293,9 @@ class PullProgress:
         eta = (progress.total - completed) / speed if speed > 0 else None
         filled = int(fraction * self.WIDTH)
         bar = "█" * filled + "░" * (self.WIDTH - filled)
-        text = (f"{progress.status}  {bar} {fraction:4.0%}  {human_bytes(completed)}/{human_bytes(progress.total)}"
-                f"  {human_bytes(speed)}/s" + (f"  ETA {human_duration(eta)}" if eta is not None else ""))
+        text = (f"{progress.status}  {bar} {fraction:4.0%}  "
+                f"{human_bytes(completed)}/{human_bytes(progress.total)}  {human_bytes(speed)}/s"
+                + (f"  ETA {human_duration(eta)}" if eta is not None else ""))
         if self.style.tty:
             self.out.write("\r\x1b[2K" + text)
             self.open_line = True
@@ -329,7 +339,8 @@ async def cmd_ps(args: argparse.Namespace) -> int:
     for m in models:
         gpu = m.size_vram / m.size if m.size else 0.0
         processor = "100% GPU" if gpu >= 0.999 else "100% CPU" if gpu <= 0.001 else f"{gpu:.0%} GPU"
-        rows.append((m.name, human_bytes(m.size), processor, str(m.context_length or ""), _until(m.expires_at)))
+        rows.append((m.name, human_bytes(m.size), processor, str(m.context_length or ""),
+                     _until(m.expires_at)))
     _table(["NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows)
     return 0
 
@@ -349,7 +360,8 @@ async def cmd_show(args: argparse.Namespace) -> int:
     if info.capabilities:
         out.write("\n  Capabilities\n" + "".join(f"    {c}\n" for c in info.capabilities))
     if info.parameters.strip():
-        out.write("\n  Parameters\n" + "".join(f"    {line}\n" for line in info.parameters.strip().splitlines()))
+        out.write("\n  Parameters\n"
+                  + "".join(f"    {line}\n" for line in info.parameters.strip().splitlines()))
     if info.system.strip():
         out.write("\n  System\n    " + info.system.strip().replace("\n", "\n    ") + "\n")
     return 0
@@ -357,7 +369,8 @@ async def cmd_show(args: argparse.Namespace) -> int:
 
 async def cmd_version(args: argparse.Namespace) -> int:
     print(f"ollama-stream {__version__}")
-    async with AsyncOllama(args.host or Settings.from_env().host, retry=RetryPolicy(max_attempts=1)) as client:
+    async with AsyncOllama(args.host or Settings.from_env().host,
+                           retry=RetryPolicy(max_attempts=1)) as client:
         try:
             print(f"ollama server {await client.version()} at {client.host}")
         except OllamaConnectionError:
@@ -368,7 +381,8 @@ async def cmd_version(args: argparse.Namespace) -> int:
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in [tuple(header), *rows]:
-        sys.stdout.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        sys.stdout.write("  ".join(str(cell).ljust(width)
+                                   for cell, width in zip(row, widths, strict=True))
                          .rstrip() + "\n")
 
 
@@ -405,7 +419,7 @@ def _until(text: str) -> str:
     return "forever" if seconds > 10 * 365 * 86400 else f"{human_duration(seconds)} from now"
 
 
-# -- the demo ------------------------------------------------------------------------------------------
+# -- the demo --------------------------------------------------------------------------------------
 
 def get_weather(city: str) -> dict[str, Any]:
     """Get the current weather in a city.
@@ -421,14 +435,17 @@ async def cmd_demo(args: argparse.Namespace) -> int:
 
     out, style = sys.stdout, Style(sys.stdout)
     async with FakeOllama(chunk_delay=args.delay) as fake, AsyncOllama(fake.url) as client:
-        out.write(style.bold("ollama-stream demo") + style.dim(f"  (a built-in FakeOllama at {fake.url}; "
-                                                               "no Ollama needed)\n\n"))
+        out.write(style.bold("ollama-stream demo")
+                  + style.dim(f"  (a built-in FakeOllama at {fake.url}; "
+                              "no Ollama needed)\n\n"))
         model = "qwen3"
         history: list[Message] = [Message("user", "Why is the sky blue?")]
         fake.queue_reply(
-            thinking="The user asks about the sky's colour. Rayleigh scattering: shorter wavelengths scatter more.",
-            content="Sunlight scatters off air molecules, and blue light, with its shorter wavelength, scatters "
-                    "far more than red. So blue reaches your eyes from every direction of the sky.",
+            thinking="The user asks about the sky's colour. Rayleigh scattering: shorter "
+                     "wavelengths scatter more.",
+            content="Sunlight scatters off air molecules, and blue light, with its shorter "
+                    "wavelength, scatters far more than red. So blue reaches your eyes from every "
+                    "direction of the sky.",
         )
         out.write(style.bold(">>> Why is the sky blue?\n"))
         result = await render(client.chat(model, history, think=True), out, style)
@@ -446,33 +463,41 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         async for event in loop:
             if isinstance(event, ChatChunk):
                 print_reply.chunk(event)
-                if event.done:  # the end of a round: its summary, then a fresh printer for the next one
+                # the end of a round: its summary, then a fresh printer for the next one
+                if event.done:
                     print_reply.done(event)
                     print_reply = ReplyPrinter(out, style)
             else:
                 out.write(style.cyan(f"<- {event.name} returned {event.content}") + "\n")
         history = loop.messages
-        out.write("\n" + style.dim(f"{len(history)} messages in the history, ready for the next turn. "
-                                   "Try it on a real model: ollama-stream chat -m qwen3 \"Hello\"") + "\n")
+        out.write("\n" + style.dim(f"{len(history)} messages in the history, ready for the next "
+                                   "turn. Try it on a real model: ollama-stream chat -m qwen3 "
+                                   "\"Hello\"") + "\n")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ollama-stream", description="Stream from Ollama's native API.")
-    parser.add_argument("--host", default=None, help="Ollama's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
+    parser = argparse.ArgumentParser(prog="ollama-stream",
+                                     description="Stream from Ollama's native API.")
+    parser.add_argument("--host", default=None,
+                        help="Ollama's address (default: OLLAMA_HOST or 127.0.0.1:11434)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"ollama-stream {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    chat = sub.add_parser("chat", help="stream a reply (one-shot with a prompt or stdin, else interactive)")
-    chat.add_argument("prompt", nargs="?", help="the prompt; read from stdin when piped; none = interactive")
+    chat = sub.add_parser("chat",
+                          help="stream a reply (one-shot with a prompt or stdin, else interactive)")
+    chat.add_argument("prompt", nargs="?",
+                      help="the prompt; read from stdin when piped; none = interactive")
     chat.add_argument("-m", "--model", default=None,
-                      help=f"the model (default: MODEL, else {DEFAULT_MODEL}); provider/model routes via LiteLLM")
+                      help=f"the model (default: MODEL, else {DEFAULT_MODEL}); "
+                           "provider/model routes via LiteLLM")
     chat.add_argument("--think", choices=list(THINK_CHOICES), help="thinking: on, off or a level")
     chat.add_argument("--hide-thinking", action="store_true", help="do not print the thinking")
     chat.add_argument("--system", help="a system prompt")
     chat.add_argument("--format", choices=["json"], help="structured output")
-    chat.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a model option")
+    chat.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                      help="a model option")
     chat.add_argument("--quiet", action="store_true", help="no summary line")
     chat.add_argument("--json", action="store_true", help="print each chunk as one NDJSON line")
     chat.set_defaults(run=cmd_chat)
@@ -491,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="a model's details")
     show.add_argument("model")
     show.set_defaults(run=cmd_show)
-    sub.add_parser("version", help="this SDK's and the server's versions").set_defaults(run=cmd_version)
+    sub.add_parser("version",
+                   help="this SDK's and the server's versions").set_defaults(run=cmd_version)
     return parser
 
 

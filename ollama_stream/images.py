@@ -1,8 +1,10 @@
-"""Images for chat and generate: bytes, a path, or a str that is a path or base64, sent as plain base64.
+"""Images for chat and generate: bytes, a path, or a str that is a path or base64,
+sent as plain base64.
 
-A str is read as a path when it names an existing file or looks like one (a path separator, `~`, or an image
-extension); otherwise it must be valid base64 (a `data:...;base64,` prefix is dropped). Reading the file is
-the only I/O here, and it happens when the Message is built, at the caller's request.
+A str is read as a path when it names an existing file or looks like one (a path separator, `~`, or
+an image extension); otherwise it must be valid base64 (a `data:...;base64,` prefix is dropped).
+Reading the file is the only I/O here, and it happens when the Message is built, at the caller's
+request.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import re
 
 __all__ = ["encode_image"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".avif")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic",
+                    ".avif")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 _MAX_PATH = 4096
 

@@ -1,8 +1,8 @@
 """The sans-I/O core: NDJSON bytes -> decoded objects -> typed chunks -> an accumulated reply.
 
-Nothing here reads a socket or imports aiohttp. `NDJSONDecoder` takes byte fragments split anywhere and
-returns the complete JSON objects; `parse_chat_chunk` types one object; `ChatAccumulator` folds chunks
-into the assistant message exactly as Ollama's streaming spec asks.
+Nothing here reads a socket or imports aiohttp. `NDJSONDecoder` takes byte fragments split anywhere
+and returns the complete JSON objects; `parse_chat_chunk` types one object; `ChatAccumulator` folds
+chunks into the assistant message exactly as Ollama's streaming spec asks.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ __all__ = [
 
 DEFAULT_MAX_LINE_BYTES = 16 * 2**20
 _PREVIEW = 200
-_NO_OBJECTS: list[dict[str, Any]] = []  # shared, never mutated: feed() returns it when no line completed
+# shared, never mutated: feed() returns it when no line completed
+_NO_OBJECTS: list[dict[str, Any]] = []
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
@@ -35,9 +36,9 @@ _JSONDecodeError = orjson.JSONDecodeError
 class NDJSONDecoder:
     """Split a byte stream into lines and decode each as a JSON object.
 
-    Feed it fragments as they arrive (`feed`), then call `close()` at EOF for a last line without `\\n`.
-    Blank lines are skipped, `\\r\\n` endings accepted. A line longer than `max_line_bytes` raises
-    ProtocolError as soon as it is known to be too long, without waiting for its end.
+    Feed it fragments as they arrive (`feed`), then call `close()` at EOF for a last line without
+    `\\n`. Blank lines are skipped, `\\r\\n` endings accepted. A line longer than `max_line_bytes`
+    raises ProtocolError as soon as it is known to be too long, without waiting for its end.
     """
 
     __slots__ = ("_max", "_partial", "error", "lines")
@@ -47,13 +48,16 @@ class NDJSONDecoder:
             raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
         self._max = max_line_bytes
         self._partial = bytearray()
-        self.lines = 0  # complete lines seen so far, blank ones included: error messages name line numbers
-        # A bad line after good ones in the same fragment: the good ones are returned first and this is
-        # raised by the next feed()/close(); callers that may not call again check it after each batch.
+        # complete lines seen so far, blank ones included: error messages name line numbers
+        self.lines = 0
+        # A bad line after good ones in the same fragment: the good ones are returned first and this
+        # is raised by the next feed()/close(); callers that may not call again check it after each
+        # batch.
         self.error: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
-        """Take the next fragment; return the objects of every line it completes (often none or one)."""
+        """Take the next fragment;
+        return the objects of every line it completes (often none or one)."""
         if self.error is not None:
             raise self.error
         newline = data.find(b"\n")
@@ -79,7 +83,8 @@ class NDJSONDecoder:
             return [obj]
         lines = data.split(b"\n")
         tail = lines.pop()
-        if tail:  # an over-long tail is refused by the next feed() or close(), after these lines are out
+        # an over-long tail is refused by the next feed() or close(), after these lines are out
+        if tail:
             self._partial += tail
         if len(data) > self._max:
             return self._careful(lines)
@@ -93,12 +98,14 @@ class NDJSONDecoder:
                         return self._careful(lines)
                     append(obj)
         except _JSONDecodeError:
-            return self._careful(lines)  # a blank-looking line to skip, or a bad one to report exactly
+            # a blank-looking line to skip, or a bad one to report exactly
+            return self._careful(lines)
         self.lines += len(lines)
         return out
 
     def _careful(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """Line by line with full bookkeeping: skips whitespace-only lines and reports a bad one exactly."""
+        """Line by line with full bookkeeping:
+        skips whitespace-only lines and reports a bad one exactly."""
         out: list[dict[str, Any]] = []
         for line in lines:
             self.lines += 1
@@ -113,7 +120,8 @@ class NDJSONDecoder:
                     continue
                 return self._fail(out, self._bad_line(line, "is not valid JSON"))
             if type(obj) is not dict:
-                return self._fail(out, self._bad_line(line, f"is a JSON {type(obj).__name__}, not an object"))
+                return self._fail(
+                    out, self._bad_line(line, f"is a JSON {type(obj).__name__}, not an object"))
             out.append(obj)
         return out
 
@@ -145,8 +153,8 @@ class NDJSONDecoder:
     def _too_long(self, size: int, line_number: int) -> ProtocolError:
         self._partial.clear()
         return ProtocolError(
-            f"line {line_number} of the stream is over max_line_bytes={self._max} ({size} bytes so far); "
-            "raise max_line_bytes on the client if such long lines are expected"
+            f"line {line_number} of the stream is over max_line_bytes={self._max} ({size} bytes "
+            "so far); raise max_line_bytes on the client if such long lines are expected"
         )
 
 
@@ -164,8 +172,8 @@ def error_text(obj: dict[str, Any]) -> str | None:
 
 
 def _bad_field(name: str, value: object, expected: str) -> ProtocolError:
-    return ProtocolError(f"field {name!r} of a chunk should be {expected}, got {type(value).__name__}: "
-                         f"{repr(value)[:_PREVIEW]}")
+    return ProtocolError(f"field {name!r} of a chunk should be {expected}, "
+                         f"got {type(value).__name__}: {repr(value)[:_PREVIEW]}")
 
 
 _METRIC_FIELDS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration",
@@ -173,7 +181,8 @@ _METRIC_FIELDS = ("total_duration", "load_duration", "prompt_eval_count", "promp
 
 
 def parse_metrics(obj: dict[str, Any]) -> Metrics:
-    """The six counters of a final chunk (or of any response that carries them); absent ones are None."""
+    """The six counters of a final chunk (or of any response that carries them);
+    absent ones are None."""
     values: list[int | None] = []
     for name in _METRIC_FIELDS:
         value = obj.get(name)
@@ -196,10 +205,11 @@ def _parse_tool_calls(value: object) -> tuple[ToolCall, ...]:
 
 
 def parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
-    """Type one decoded `/api/chat` line. Raises StreamError for an error line, ProtocolError for wrong types."""
-    # Fast path for the chunk that makes up nearly every stream: a thinking or content delta, nothing else.
-    # Everything it does not accept (the final chunk, tool calls, logprobs, errors, wrong types) goes through
-    # the careful parser below, which also words the errors.
+    """Type one decoded `/api/chat` line.
+    Raises StreamError for an error line, ProtocolError for wrong types."""
+    # Fast path for the chunk that makes up nearly every stream: a thinking or content delta,
+    # nothing else. Everything it does not accept (the final chunk, tool calls, logprobs, errors,
+    # wrong types) goes through the careful parser below, which also words the errors.
     get = obj.get
     message = get("message")
     if type(message) is dict and get("done") is False:
@@ -207,8 +217,9 @@ def parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
         thinking = message.get("thinking", "")
         model = get("model", "")
         created_at = get("created_at", "")
-        if (type(content) is str and type(thinking) is str and type(model) is str and type(created_at) is str
-                and "tool_calls" not in message and "logprobs" not in obj and "error" not in obj):
+        if (type(content) is str and type(thinking) is str and type(model) is str
+                and type(created_at) is str and "tool_calls" not in message
+                and "logprobs" not in obj and "error" not in obj):
             return ChatChunk(model, created_at, content, thinking, (), False, None, None, None, obj)
     return _parse_chat_chunk(obj)
 
@@ -257,7 +268,8 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
     logprobs = obj.get("logprobs")
     if logprobs is not None and type(logprobs) is not list:
         raise _bad_field("logprobs", logprobs, "a list")
-    return ChatChunk(model, created_at, content, thinking, tool_calls, done, done_reason, metrics, logprobs, obj)
+    return ChatChunk(model, created_at, content, thinking, tool_calls, done, done_reason, metrics,
+                     logprobs, obj)
 
 
 class ChatAccumulator:
@@ -341,18 +353,21 @@ def check_think(think: object) -> bool | str:
         return think
     if isinstance(think, str) and think in THINK_LEVELS:
         return think
-    raise ValueError(f"think must be True, False or one of {', '.join(map(repr, THINK_LEVELS))}; got {think!r}")
+    raise ValueError(f"think must be True, False or one of {', '.join(map(repr, THINK_LEVELS))}; "
+                     f"got {think!r}")
 
 
 def wire_messages(messages: object) -> list[dict[str, Any]]:
     """Validate `messages` (Message objects or plain dicts) and return their wire form."""
     if isinstance(messages, (str, bytes, dict)) or not isinstance(messages, (list, tuple)):
-        raise TypeError(f"messages must be a list of Message or dict, not {type(messages).__name__}")
+        raise TypeError("messages must be a list of Message or dict, "
+                        f"not {type(messages).__name__}")
     out = []
     for i, item in enumerate(messages):
         try:
             if isinstance(item, Message):
-                item.__post_init__()  # re-validate: a Message may have been changed since it was built
+                # re-validate: a Message may have been changed since it was built
+                item.__post_init__()
                 out.append(item.to_dict())
             else:
                 out.append(Message.from_dict(item).to_dict())
@@ -366,13 +381,14 @@ def check_tools(tools: object) -> list[Any]:
         raise TypeError(f"tools must be a list of tool schemas, not {type(tools).__name__}")
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
-            raise TypeError(f"tools[{i}] must be a tool schema dict "
-                            f"({{'type': 'function', 'function': {{...}}}}), not {type(tool).__name__}")
+            raise TypeError(f"tools[{i}] must be a tool schema dict ({{'type': 'function', "
+                            f"'function': {{...}}}}), not {type(tool).__name__}")
     return list(tools)
 
 
-def _add_generation_options(body: dict[str, Any], *, think: object, format: object, options: object,
-                            keep_alive: object, logprobs: object, top_logprobs: object) -> None:
+def _add_generation_options(body: dict[str, Any], *, think: object, format: object,
+                            options: object, keep_alive: object, logprobs: object,
+                            top_logprobs: object) -> None:
     """The options chat and generate share: checked, and set only when given."""
     if think is not None:
         body["think"] = check_think(think)
@@ -384,12 +400,13 @@ def _add_generation_options(body: dict[str, Any], *, think: object, format: obje
         body["format"] = format
     if options is not None:
         if not isinstance(options, dict):
-            raise TypeError(f"options must be a dict such as {{'temperature': 0}}, not {type(options).__name__}")
+            raise TypeError(f"options must be a dict such as {{'temperature': 0}}, "
+                            f"not {type(options).__name__}")
         body["options"] = options
     if keep_alive is not None:
         if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float, str)):
-            raise TypeError("keep_alive must be seconds (a number) or a duration string such as '5m', "
-                            f"not {type(keep_alive).__name__}")
+            raise TypeError("keep_alive must be seconds (a number) or a duration string such as "
+                            f"'5m', not {type(keep_alive).__name__}")
         body["keep_alive"] = keep_alive
     if logprobs is not None:
         if not isinstance(logprobs, bool):
@@ -416,10 +433,12 @@ def build_chat_request(
     top_logprobs: object = None,
     stream: bool = True,
 ) -> dict[str, Any]:
-    """Validate the arguments of a chat call and build its JSON body. Only arguments that are set are sent."""
-    body: dict[str, Any] = {"model": check_model(model), "messages": wire_messages(messages), "stream": stream}
+    """Validate the arguments of a chat call and build its JSON body.
+    Only arguments that are set are sent."""
+    body: dict[str, Any] = {"model": check_model(model), "messages": wire_messages(messages),
+                            "stream": stream}
     if tools is not None:
         body["tools"] = check_tools(tools)
-    _add_generation_options(body, think=think, format=format, options=options, keep_alive=keep_alive,
-                            logprobs=logprobs, top_logprobs=top_logprobs)
+    _add_generation_options(body, think=think, format=format, options=options,
+                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
     return body

@@ -1,8 +1,10 @@
-"""Python functions as tools: JSON schemas from signatures and docstrings, argument checks, and running calls.
+"""Python functions as tools: JSON schemas from signatures and docstrings, argument checks,
+and running calls.
 
-No network here. `Tool.from_function(f)` builds the schema Ollama wants from type hints (str, int, float,
-bool, list[T], dict[str, T], Literal, Enum, Optional, dataclasses, TypedDicts) and the docstring (Google,
-reST or NumPy style); `run_tool_calls` executes one round of calls concurrently and returns `ToolResult`s.
+No network here. `Tool.from_function(f)` builds the schema Ollama wants from type hints (str, int,
+float, bool, list[T], dict[str, T], Literal, Enum, Optional, dataclasses, TypedDicts) and the
+docstring (Google, reST or NumPy style); `run_tool_calls` executes one round of calls concurrently
+and returns `ToolResult`s.
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ __all__ = ["Tool", "ToolResult", "as_tool", "run_tool_calls", "schema_for_functi
 
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 # TypedDict key qualifiers (Python 3.11+): they say whether a key is required, not what it holds.
-_KEY_QUALIFIERS = tuple(q for q in (getattr(typing, "Required", None), getattr(typing, "NotRequired", None)) if q)
+_KEY_QUALIFIERS = tuple(
+    q for q in (getattr(typing, "Required", None), getattr(typing, "NotRequired", None)) if q)
 _NONE = type(None)
 
 
 @dataclass
 class Tool:
-    """A tool the model may call: its name, description, JSON-Schema `parameters`, and the Python function
-    that runs it (None for a schema-only tool). `timeout` (seconds) bounds one call."""
+    """A tool the model may call: its name, description, JSON-Schema `parameters`, and the Python
+    function that runs it (None for a schema-only tool). `timeout` (seconds) bounds one call."""
 
     name: str
     description: str = ""
@@ -54,7 +57,8 @@ class Tool:
             raise ValueError(f"tool {self.name!r}: timeout must be > 0 seconds or None")
 
     def to_schema(self) -> dict[str, Any]:
-        """The wire form: `{"type": "function", "function": {"name", "description", "parameters"}}`."""
+        """The wire form:
+        `{"type": "function", "function": {"name", "description", "parameters"}}`."""
         if self.schema is not None:
             return self.schema
         function: dict[str, Any] = {"name": self.name}
@@ -68,25 +72,28 @@ class Tool:
                       description: str | None = None, timeout: float | None = None) -> Tool:
         """Build a Tool from a (sync or async) function's signature and docstring."""
         schema = schema_for_function(function)
-        return cls(name or schema["name"], schema.get("description", "") if description is None else description,
+        return cls(name or schema["name"],
+                   schema.get("description", "") if description is None else description,
                    schema["parameters"], function, timeout)
 
     @classmethod
     def from_schema(cls, schema: Mapping[str, Any], function: Callable[..., Any] | None = None, *,
                     timeout: float | None = None) -> Tool:
-        """Wrap a ready-made `{"type": "function", "function": {...}}` schema; it is sent unchanged."""
+        """Wrap a ready-made `{"type": "function", "function": {...}}` schema;
+        it is sent unchanged."""
         spec = schema.get("function") if isinstance(schema, Mapping) else None
         if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-            raise ValueError("a tool schema must look like {'type': 'function', 'function': {'name': ..., "
-                             "'parameters': {...}}}")
+            raise ValueError("a tool schema must look like {'type': 'function', 'function': "
+                             "{'name': ..., 'parameters': {...}}}")
         parameters = spec.get("parameters") or {"type": "object", "properties": {}}
-        return cls(spec["name"], spec.get("description") or "", dict(parameters), function, timeout, dict(schema))
+        return cls(spec["name"], spec.get("description") or "", dict(parameters), function, timeout,
+                   dict(schema))
 
 
 @dataclass
 class ToolResult:
-    """One executed tool call: what was called, what it returned (or the error), and how long it took.
-    `content` is what was sent back to the model."""
+    """One executed tool call: what was called, what it returned (or the error), and how long it
+    took. `content` is what was sent back to the model."""
 
     name: str
     arguments: dict[str, Any]
@@ -101,9 +108,10 @@ class ToolResult:
         return self.error is None
 
 
-# -- schemas -------------------------------------------------------------------------------------------------
+# -- schemas ---------------------------------------------------------------------------------------
 
-_GOOGLE_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Attributes):\s*$")
+_GOOGLE_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|"
+                             r"Attributes):\s*$")
 _GOOGLE_ENTRY = re.compile(r"^(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
 _REST_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
 _NUMPY_ENTRY = re.compile(r"^(\w+)\s*(:.*)?$")
@@ -124,7 +132,8 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
                 lines[i] = "    " + lines[i]
     summary_lines: list[str] = []
     for line in lines:
-        if not line.strip() or _GOOGLE_SECTION.match(line) or line.startswith(":") or _ANY_SECTION.match(line):
+        if (not line.strip() or _GOOGLE_SECTION.match(line) or line.startswith(":")
+                or _ANY_SECTION.match(line)):
             break
         summary_lines.append(line.strip())
     params: dict[str, str] = {}
@@ -212,7 +221,8 @@ def _jsonable(value: Any) -> bool:
 
 
 def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[str, Any]:
-    """The JSON Schema of one type annotation; TypeError naming `where` when it cannot be expressed."""
+    """The JSON Schema of one type annotation;
+    TypeError naming `where` when it cannot be expressed."""
     if _depth > 20:
         raise TypeError(f"{where}: the type nests too deeply (a recursive type?)")
     if annotation is Any:
@@ -247,8 +257,9 @@ def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[
         if len(kinds) == 1 and None not in kinds:
             return {"type": kinds.pop(), "enum": values}
         return {"enum": values}
-    if origin in (list, Sequence, typing.Sequence, set, frozenset) or annotation in (list, Sequence) or (
-            origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+    if (origin in (list, Sequence, typing.Sequence, set, frozenset)
+            or annotation in (list, Sequence)
+            or (origin is tuple and len(args) == 2 and args[1] is Ellipsis)):
         if origin in (set, frozenset):
             raise TypeError(f"{where}: sets are not JSON; use list[...]")
         if not args:
@@ -268,14 +279,15 @@ def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[
     if typing.is_typeddict(annotation):
         return _object_schema_for_class(annotation, where, _depth)
     raise TypeError(
-        f"{where}: unsupported annotation {annotation!r}; use str, int, float, bool, list[...], dict[str, ...], "
-        "Literal[...], an Enum, Optional[...], a dataclass or a TypedDict"
+        f"{where}: unsupported annotation {annotation!r}; use str, int, float, bool, list[...], "
+        "dict[str, ...], Literal[...], an Enum, Optional[...], a dataclass or a TypedDict"
     )
 
 
 def _resolve_strings(annotation: Any, globalns: Any, localns: Any) -> Any:
-    """Evaluate the forward references that Python 3.10's get_type_hints leaves inside builtin generics (the
-    "X" of `list["X"]`); 3.11+ resolves them itself, and then this returns the annotation unchanged."""
+    """Evaluate the forward references that Python 3.10's get_type_hints leaves inside builtin
+    generics (the "X" of `list["X"]`); 3.11+ resolves them itself, and then this returns the
+    annotation unchanged."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Literal or not args:
@@ -284,7 +296,8 @@ def _resolve_strings(annotation: Any, globalns: Any, localns: Any) -> Any:
         inner = _resolve_strings(args[0], globalns, localns)
         params = (inner, *args[1:])
         return annotation if inner is args[0] else typing.Annotated[params]
-    resolved = tuple(eval(arg, globalns, localns) if isinstance(arg, str)  # what get_type_hints does
+    # what get_type_hints does
+    resolved = tuple(eval(arg, globalns, localns) if isinstance(arg, str)
                      else _resolve_strings(arg, globalns, localns) for arg in args)
     if all(new is old for new, old in zip(resolved, args, strict=True)):
         return annotation
@@ -300,17 +313,19 @@ def _object_schema_for_class(cls: type, where: str, depth: int) -> dict[str, Any
         hints = typing.get_type_hints(cls, include_extras=True)
         module = sys.modules.get(cls.__module__)
         globalns = vars(module) if module is not None else {}
-        hints = {name: _resolve_strings(hint, globalns, dict(vars(cls))) for name, hint in hints.items()}
+        hints = {name: _resolve_strings(hint, globalns, dict(vars(cls)))
+                 for name, hint in hints.items()}
     except NameError as exc:
         raise TypeError(f"{where}: cannot resolve a field type of {cls.__name__} ({exc})") from None
-    _, field_docs = parse_docstring(cls.__doc__ if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "(")
-                                    else None)
+    _, field_docs = parse_docstring(
+        cls.__doc__ if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "(") else None)
     properties: dict[str, Any] = {}
     required: list[str] = []
     if dataclasses.is_dataclass(cls):
         for f in dataclasses.fields(cls):
             schema = schema_for_annotation(hints[f.name], f"{where}.{f.name}", depth + 1)
-            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            has_default = (f.default is not dataclasses.MISSING
+                           or f.default_factory is not dataclasses.MISSING)
             optional, _ = _is_optional(hints[f.name])
             if f.default is not dataclasses.MISSING and _jsonable(f.default):
                 schema["default"] = _json_default(f.default)
@@ -335,8 +350,8 @@ def _object_schema_for_class(cls: type, where: str, depth: int) -> dict[str, Any
 
 
 def _parameter_hints(function: Callable[..., Any], name: str) -> dict[str, Any]:
-    """The parameters' type hints, strings resolved. The return annotation is not needed and may name
-    something unresolvable (a class local to the caller), so it never fails the tool."""
+    """The parameters' type hints, strings resolved. The return annotation is not needed and may
+    name something unresolvable (a class local to the caller), so it never fails the tool."""
     try:
         hints = typing.get_type_hints(function, include_extras=True)
         hints.pop("return", None)
@@ -357,10 +372,11 @@ def _parameter_hints(function: Callable[..., Any], name: str) -> dict[str, Any]:
             continue
         if isinstance(annotation, str):
             try:
-                annotation = eval(annotation, globalns, localns)  # what get_type_hints does, one at a time
+                # what get_type_hints does, one at a time
+                annotation = eval(annotation, globalns, localns)
             except Exception as exc:
-                raise TypeError(f"parameter {param!r} of tool {name!r}: cannot resolve its annotation "
-                                f"{annotation!r} ({exc})") from None
+                raise TypeError(f"parameter {param!r} of tool {name!r}: cannot resolve its "
+                                f"annotation {annotation!r} ({exc})") from None
         hints[param] = annotation
     return hints
 
@@ -368,10 +384,12 @@ def _parameter_hints(function: Callable[..., Any], name: str) -> dict[str, Any]:
 def schema_for_function(function: Callable[..., Any]) -> dict[str, Any]:
     """`{"name", "description", "parameters"}` for a function, from its signature and docstring."""
     if not callable(function):
-        raise TypeError(f"a tool must be a function, a Tool or a schema dict, not {type(function).__name__}")
+        raise TypeError("a tool must be a function, a Tool or a schema dict, "
+                        f"not {type(function).__name__}")
     name = getattr(function, "__name__", None)
     if not name or name == "<lambda>":
-        raise TypeError("a tool function needs a name (a lambda has none): use def, or Tool(name=..., ...)")
+        raise TypeError("a tool function needs a name (a lambda has none): use def, "
+                        "or Tool(name=..., ...)")
     summary, param_docs = parse_docstring(inspect.getdoc(function))
     hints = _parameter_hints(function, name)
     properties: dict[str, Any] = {}
@@ -381,7 +399,8 @@ def schema_for_function(function: Callable[..., Any]) -> dict[str, Any]:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue  # *args / **kwargs are not described to the model
         if param.name not in hints:
-            raise TypeError(f"{where} has no type annotation; annotate it (str, int, float, bool, list[...], ...)")
+            raise TypeError(f"{where} has no type annotation; annotate it "
+                            "(str, int, float, bool, list[...], ...)")
         annotation = hints[param.name]
         schema = schema_for_annotation(annotation, where)
         optional, _ = _is_optional(annotation)
@@ -420,19 +439,22 @@ def as_tool(item: Any) -> Tool:
             if "unhashable" not in str(exc):
                 raise
             return Tool.from_function(item)
-    raise TypeError(f"a tool must be a function, a Tool or a schema dict, not {type(item).__name__}")
+    raise TypeError("a tool must be a function, a Tool or a schema dict, "
+                    f"not {type(item).__name__}")
 
 
 def tool_schemas(tools: Iterable[Any]) -> list[dict[str, Any]]:
-    """The wire schemas for `tools=`: dicts pass through unchanged; functions and Tools are converted."""
+    """The wire schemas for `tools=`: dicts pass through unchanged;
+    functions and Tools are converted."""
     return [item if isinstance(item, dict) else as_tool(item).to_schema() for item in tools]
 
 
-# -- checking and running calls ----------------------------------------------------------------------------
+# -- checking and running calls --------------------------------------------------------------------
 
 _JSON_TYPES: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: ((isinstance(v, int) and not isinstance(v, bool))
+                          or (isinstance(v, float) and v.is_integer())),
     "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "array": lambda v: isinstance(v, list),
@@ -453,23 +475,27 @@ def _same_json(a: Any, b: Any) -> bool:
 
 
 def validate_arguments(schema: Mapping[str, Any], value: Any, path: str = "arguments") -> list[str]:
-    """Check a value against the parts of JSON Schema that tool calls use: type, enum, required, properties,
-    items, additionalProperties, anyOf/oneOf. Returns the problems found (empty when it fits)."""
+    """Check a value against the parts of JSON Schema that tool calls use: type, enum, required,
+    properties, items, additionalProperties, anyOf/oneOf. Returns the problems found (empty when it
+    fits)."""
     problems: list[str] = []
     expected = schema.get("type")
     if expected is not None:
         kinds = expected if isinstance(expected, list) else [expected]
         if not any(_JSON_TYPES.get(kind, lambda v: True)(value) for kind in kinds):
-            problems.append(f"{path} should be {' or '.join(kinds)}, got {type(value).__name__} {value!r:.80}")
+            problems.append(f"{path} should be {' or '.join(kinds)}, "
+                            f"got {type(value).__name__} {value!r:.80}")
             return problems
     if "enum" in schema and not any(_same_json(value, option) for option in schema["enum"]):
         problems.append(f"{path} must be one of {schema['enum']!r}, got {value!r:.80}")
-    if schema.get("anyOf") and all(validate_arguments(option, value, path) for option in schema["anyOf"]):
+    if schema.get("anyOf") and all(validate_arguments(option, value, path)
+                                   for option in schema["anyOf"]):
         problems.append(f"{path} matches none of the allowed shapes")
     if schema.get("oneOf"):
         matches = sum(not validate_arguments(option, value, path) for option in schema["oneOf"])
         if matches != 1:
-            problems.append(f"{path} must match exactly one of the allowed shapes, matches {matches}")
+            problems.append(f"{path} must match exactly one of the allowed shapes, "
+                            f"matches {matches}")
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         for name in schema.get("required") or ():
@@ -491,7 +517,8 @@ def validate_arguments(schema: Mapping[str, Any], value: Any, path: str = "argum
 
 
 def _convert(annotation: Any, value: Any) -> Any:
-    """Turn JSON values into the Python types the function declared (Enums, dataclasses, nested ones)."""
+    """Turn JSON values into the Python types the function declared
+    (Enums, dataclasses, nested ones)."""
     annotation = _is_optional(annotation)[1]
     if value is None:
         return None
@@ -504,12 +531,15 @@ def _convert(annotation: Any, value: Any) -> Any:
         return int(value)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return annotation(value)
-    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation) and isinstance(value, dict):
+    if (isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+            and isinstance(value, dict)):
         hints = typing.get_type_hints(annotation)
         kwargs = {k: _convert(hints.get(k, Any), v) for k, v in value.items()}
-        for f in dataclasses.fields(annotation):  # Optional fields without a default are not required
-            if f.name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING \
-                    and _is_optional(hints.get(f.name, Any))[0]:
+        # Optional fields without a default are not required
+        for f in dataclasses.fields(annotation):
+            if (f.name not in kwargs and f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING
+                    and _is_optional(hints.get(f.name, Any))[0]):
                 kwargs[f.name] = None
         return annotation(**kwargs)
     args = typing.get_args(annotation)
@@ -536,16 +566,19 @@ def _serialise(value: Any) -> str:
 
 def _is_async(function: Callable[..., Any]) -> bool:
     """An async function, or an object whose __call__ is one."""
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(type(function).__call__)
+    return (inspect.iscoroutinefunction(function)
+            or inspect.iscoroutinefunction(type(function).__call__))
 
 
-def _drop_optional_nulls(parameters: Mapping[str, Any], arguments: dict[str, Any]) -> dict[str, Any]:
-    """Models often send `null` for an optional parameter they mean to leave out: treat it so, unless the
-    parameter's schema itself allows null."""
+def _drop_optional_nulls(parameters: Mapping[str, Any],
+                         arguments: dict[str, Any]) -> dict[str, Any]:
+    """Models often send `null` for an optional parameter they mean to leave out: treat it so,
+    unless the parameter's schema itself allows null."""
     required = set(parameters.get("required") or ())
     properties = parameters.get("properties") or {}
     return {name: value for name, value in arguments.items()
-            if value is not None or name in required or not validate_arguments(properties.get(name, {}), None)}
+            if value is not None or name in required
+            or not validate_arguments(properties.get(name, {}), None)}
 
 
 async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
@@ -554,10 +587,12 @@ async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
 
     def done(result: Any, error: str | None) -> ToolResult:
         content = f"Error: {error}" if error is not None else _serialise(result)
-        return ToolResult(call.name, call.arguments, result, error, time.perf_counter() - started, content, call.id)
+        return ToolResult(call.name, call.arguments, result, error, time.perf_counter() - started,
+                          content, call.id)
 
     if tool is None:
-        return done(None, f"unknown tool {call.name!r}; the tools are: {', '.join(available) or '(none)'}")
+        return done(None, f"unknown tool {call.name!r}; "
+                          f"the tools are: {', '.join(available) or '(none)'}")
     if tool.function is None:
         return done(None, f"tool {call.name!r} has no Python function to run it")
     arguments = _drop_optional_nulls(tool.parameters, call.arguments)
@@ -566,24 +601,27 @@ async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
         return done(None, f"invalid arguments for {call.name!r}: " + "; ".join(problems))
     function = tool.function
     try:
-        hints = _parameter_hints(function, call.name) if inspect.isfunction(function) or inspect.ismethod(
-            function) else {}
+        hints = (_parameter_hints(function, call.name)
+                 if inspect.isfunction(function) or inspect.ismethod(function) else {})
         signature = inspect.signature(function)
         kwargs = {}
         takes_extra = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
         for name, value in arguments.items():
             if name not in signature.parameters and not takes_extra:
-                return done(None, f"invalid arguments for {call.name!r}: unexpected argument {name!r}")
+                return done(None, f"invalid arguments for {call.name!r}: "
+                                  f"unexpected argument {name!r}")
             kwargs[name] = _convert(hints.get(name, Any), value)
         for name, param in signature.parameters.items():
-            if name not in kwargs and param.default is param.empty and param.kind not in (
-                    param.VAR_POSITIONAL, param.VAR_KEYWORD) and _is_optional(hints.get(name, Any))[0]:
+            if (name not in kwargs and param.default is param.empty
+                    and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+                    and _is_optional(hints.get(name, Any))[0]):
                 kwargs[name] = None
     except (TypeError, ValueError) as exc:
         return done(None, f"invalid arguments for {call.name!r}: {exc}")
     timeout = tool.timeout if tool.timeout is not None else default_timeout
     try:
-        pending = function(**kwargs) if _is_async(function) else asyncio.to_thread(function, **kwargs)
+        pending = (function(**kwargs) if _is_async(function)
+                   else asyncio.to_thread(function, **kwargs))
         result = await asyncio.wait_for(pending, timeout) if timeout else await pending
         if inspect.isawaitable(result):
             result = await (asyncio.wait_for(result, timeout) if timeout else result)
@@ -596,12 +634,13 @@ async def _run_one(tool: Tool | None, call: ToolCall, available: Sequence[str],
 
 async def run_tool_calls(tools: Iterable[Any], calls: Sequence[ToolCall], *,
                          timeout: float | None = None) -> list[ToolResult]:
-    """Run one round of tool calls concurrently (async tools awaited, sync ones in a thread) and return the
-    results in the order the model made the calls. A call never reaches a function whose name was not
-    registered; failures become ToolResults with `error` set."""
+    """Run one round of tool calls concurrently (async tools awaited, sync ones in a thread) and
+    return the results in the order the model made the calls. A call never reaches a function whose
+    name was not registered; failures become ToolResults with `error` set."""
     registry: dict[str, Tool] = {}
     for item in tools:
         tool = as_tool(item)
         registry[tool.name] = tool
     names = sorted(registry)
-    return list(await asyncio.gather(*(_run_one(registry.get(call.name), call, names, timeout) for call in calls)))
+    return list(await asyncio.gather(*(_run_one(registry.get(call.name), call, names, timeout)
+                                       for call in calls)))

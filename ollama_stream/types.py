@@ -1,7 +1,8 @@
 """The typed values of Ollama's chat protocol: messages, tool calls, chunks, metrics and results.
 
-Slotted, non-frozen dataclasses: a ChatChunk is built once per streamed line, and a frozen dataclass's
-`__init__` costs about 40% more per chunk (see DESIGN.md). Wire form in and out via `to_dict`/`from_dict`.
+Slotted, non-frozen dataclasses: a ChatChunk is built once per streamed line, and a frozen
+dataclass's `__init__` costs about 40% more per chunk (see DESIGN.md). Wire form in and out via
+`to_dict`/`from_dict`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def _optional_str(value: object, name: str) -> str | None:
 
 @dataclass(slots=True)
 class ToolCall:
-    """One function call the model asked for. `arguments` is a JSON object (a dict), never a string."""
+    """One function call the model asked for.
+    `arguments` is a JSON object (a dict), never a string."""
 
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
@@ -47,7 +49,8 @@ class ToolCall:
             raise TypeError(f"tool call {self.name!r}: index must be an int or None")
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form: `{"id", "function": {"index", "name", "arguments"}}`, None fields left out."""
+        """The wire form: `{"id", "function": {"index", "name", "arguments"}}`,
+        None fields left out."""
         function: dict[str, Any] = {}
         if self.index is not None:
             function["index"] = self.index
@@ -74,17 +77,19 @@ class ToolCall:
             try:
                 arguments = orjson.loads(arguments) if arguments else {}
             except orjson.JSONDecodeError as exc:
-                raise ValueError(f"tool call {function.get('name')!r}: arguments is not valid JSON: "
-                                 f"{arguments[:200]!r}") from exc
-        return cls(function.get("name"), arguments, data.get("id"), function.get("index"))  # type: ignore[arg-type]
+                raise ValueError(f"tool call {function.get('name')!r}: arguments is not valid "
+                                 f"JSON: {arguments[:200]!r}") from exc
+        return cls(function.get("name"), arguments, data.get("id"),  # type: ignore[arg-type]
+                   function.get("index"))
 
 
 @dataclass(slots=True)
 class Message:
     """A chat message, as sent in `messages` and as accumulated from a reply.
 
-    Append the accumulated assistant message (thinking, content and tool_calls) to the history, then one
-    `Message("tool", result, tool_name=...)` per executed call, and the next turn has what the model needs.
+    Append the accumulated assistant message (thinking, content and tool_calls) to the history, then
+    one `Message("tool", result, tool_name=...)` per executed call, and the next turn has what the
+    model needs.
     """
 
     role: str
@@ -137,7 +142,8 @@ class Message:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
-        """Build a Message from its wire form (or the dicts users write by hand), validating each field."""
+        """Build a Message from its wire form (or the dicts users write by hand),
+        validating each field."""
         if not isinstance(data, Mapping):
             raise TypeError(f"a message must be a Message or a dict, not {type(data).__name__}")
         unknown = [key for key in data if key not in _MESSAGE_KEYS]
@@ -171,7 +177,8 @@ def _sequence(value: object, name: str) -> Sequence[Any]:
 
 @dataclass(slots=True)
 class Metrics:
-    """The counters of a final chunk. Durations are integer nanoseconds; None when the server left one out."""
+    """The counters of a final chunk.
+    Durations are integer nanoseconds; None when the server left one out."""
 
     total_duration: int | None = None
     load_duration: int | None = None
@@ -189,7 +196,8 @@ class Metrics:
 
     @property
     def prompt_tokens_per_second(self) -> float | None:
-        """Prompt processing speed: prompt_eval_count / prompt_eval_duration, in tokens per second."""
+        """Prompt processing speed: prompt_eval_count / prompt_eval_duration,
+        in tokens per second."""
         if self.prompt_eval_count is None or not self.prompt_eval_duration:
             return None
         return self.prompt_eval_count / self.prompt_eval_duration * 1e9
@@ -197,7 +205,8 @@ class Metrics:
 
 @dataclass(slots=True)
 class ChatChunk:
-    """One streamed line of `/api/chat`, typed. `raw` is the decoded line, for fields not modelled here."""
+    """One streamed line of `/api/chat`, typed.
+    `raw` is the decoded line, for fields not modelled here."""
 
     model: str
     created_at: str
