@@ -318,7 +318,8 @@ class AsyncOllama:
         digest = "sha256:" + await asyncio.to_thread(_sha256_of, file)
         if not await self.has_blob(digest):
             # A fresh file object for each attempt; aiohttp closes it.
-            await self._unary("POST", f"/api/blobs/{digest}", lambda: open(file, "rb"))  # noqa: SIM115
+            fresh = lambda: open(file, "rb")  # noqa: E731, SIM115
+            await self._unary("POST", f"/api/blobs/{digest}", fresh)
         return digest
 
     async def has_blob(self, digest: str) -> bool:

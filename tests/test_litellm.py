@@ -23,7 +23,11 @@ from ollama_stream import (  # noqa: E402 - after the skip
     StreamInterrupted,
     ToolCall,
 )
-from ollama_stream.backends.litellm import LiteLLMBackend, map_exception, openai_messages  # noqa: E402
+from ollama_stream.backends.litellm import (  # noqa: E402
+    LiteLLMBackend,
+    map_exception,
+    openai_messages,
+)
 from ollama_stream.protocol import build_chat_request  # noqa: E402
 
 
@@ -167,7 +171,8 @@ def test_bad_tool_arguments_are_a_protocol_error(monkeypatch: pytest.MonkeyPatch
 
 def litellm_error(name: str, **kw: Any) -> BaseException:
     cls = getattr(litellm.exceptions, name)
-    return cls(message="boom", llm_provider="openai", model="gpt-x", **kw)  # type: ignore[no-any-return]
+    error: BaseException = cls(message="boom", llm_provider="openai", model="gpt-x", **kw)
+    return error
 
 
 @pytest.mark.parametrize("name,kind,status", [

@@ -35,7 +35,8 @@ from ollama_stream.config import RETRYABLE_STATUSES, resolve_host
 BAD_HOSTS = [
     "http://a..b:1",  # an empty label: yarl's IDNA encoding used to fail on the first request
     ".leading.dot", "a b", "tab\there", "user@host", "host?query", "host#fragment", "back\\slash",
-    "a" * 64, "-dash", "dash-", "[not-v6]:1", "http://h:1/x?y", "http://h:1/a b", "http://h:1/\udc80",
+    "a" * 64, "-dash", "dash-", "[not-v6]:1", "http://h:1/x?y", "http://h:1/a b",
+    "http://h:1/\udc80",
 ]
 
 
@@ -94,7 +95,8 @@ FOREIGN: list[tuple[str, Any, type[OllamaError], bool]] = [
     ("payload", lambda: aiohttp.ClientPayloadError("cut"), OllamaConnectionError, True),
     ("reset", lambda: ConnectionResetError(104, "reset"), OllamaConnectionError, True),
     ("early-eof", lambda: EarlyEOF("ended"), OllamaConnectionError, True),
-    ("bad-http", lambda: aiohttp.ClientResponseError(None, (), message="bad status line"),  # type: ignore[arg-type]
+    ("bad-http",
+     lambda: aiohttp.ClientResponseError(None, (), message="bad status"),  # type: ignore[arg-type]
      ProtocolError, False),
     ("connect-timeout", lambda: aiohttp.ConnectionTimeoutError(), OllamaTimeoutError, True),
     ("first-chunk", lambda: Expired("first_chunk", 300.0), OllamaTimeoutError, True),

@@ -51,7 +51,8 @@ def test_client_for_other_providers_uses_litellm() -> None:
     assert name == "openai/gpt-4o"
     routed, routed_name = client_for("qwen3", host="127.0.0.1:9", provider="litellm")
     assert isinstance(routed.backend, LiteLLMBackend)
-    assert routed.backend.model == "ollama_chat/qwen3" and routed.backend.api_base == "http://127.0.0.1:9"
+    assert routed.backend.model == "ollama_chat/qwen3"
+    assert routed.backend.api_base == "http://127.0.0.1:9"
     assert routed_name == "qwen3"
 
 
