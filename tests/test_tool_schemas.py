@@ -11,10 +11,12 @@ from typing import Annotated, Any, Literal, Optional, TypedDict, Union
 import jsonschema
 import pytest
 
+from ollama_stream import ToolCall
 from ollama_stream.tools import (
     Tool,
     as_tool,
     parse_docstring,
+    run_tool_calls,
     schema_for_annotation,
     schema_for_function,
     tool_schemas,
@@ -641,6 +643,23 @@ def test_forward_references_inside_builtin_generics_resolve_on_every_python() ->
     parameters = Tool.from_function(takes_forward_refs).to_schema()["function"]["parameters"]
     assert parameters["properties"]["extra"] == points
     assert parameters["properties"]["trail"] == trail
+
+
+async def test_arguments_behind_forward_references_arrive_as_the_declared_types() -> None:
+    seen: list[Any] = []
+
+    def plan(trail: Trail, extra: list["Point"]) -> str:
+        seen.extend([trail, extra])
+        return "ok"
+
+    stop = {"lat": 1, "lon": 2.5}
+    arguments = {"trail": {"stops": [stop], "by_name": {"home": [stop]}, "note": []},
+                 "extra": [stop]}
+    [result] = await run_tool_calls([plan], [ToolCall("plan", arguments)])
+    assert result.ok, result.error
+    trail, extra = seen
+    point = Point(1.0, 2.5)
+    assert trail == Trail([point], {"home": [point]}, []) and extra == [point]
 
 
 def test_unresolvable_return_annotation_does_not_matter() -> None:
