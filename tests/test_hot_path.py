@@ -45,7 +45,7 @@ def core_pass() -> list[Any]:
 
 def in_package(filename: str) -> bool:
     """Our modules, and the `<string>` code dataclasses generate for their __init__."""
-    return ((filename.startswith(PACKAGE) and not filename.endswith("testing.py"))
+    return ((filename.startswith(PACKAGE) and f"{os.sep}testing{os.sep}" not in filename)
             or filename == "<string>")
 
 
