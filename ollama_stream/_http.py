@@ -267,15 +267,12 @@ async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
     assert watchdog is not None
     try:
         return await watchdog.waiting(_send(exchange, watchdog, first))
-    except OllamaError:  # ours already (OllamaConnectionError is an OSError too: not mapped twice)
+    except BaseException as exc:
         exchange.close_response()
-        raise
-    except (*TRANSPORT_ERRORS, EarlyEOF) as exc:
-        exchange.close_response()
+        # Ours already are raised as they are (an OllamaConnectionError is an OSError too).
+        if isinstance(exc, OllamaError) or not isinstance(exc, (*TRANSPORT_ERRORS, EarlyEOF)):
+            raise
         raise map_error(exc, exchange, started=False) from exc
-    except BaseException:
-        exchange.close_response()
-        raise
 
 
 async def _send(exchange: Exchange, watchdog: Watchdog, first: First[T]) -> tuple[Response, T]:
