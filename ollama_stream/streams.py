@@ -300,7 +300,6 @@ async def _next_chunk(exchange: Exchange, source: AsyncIterator[ChatChunk]) -> C
     """The backend's next chunk within the phase limits; only OllamaErrors come out."""
     watchdog = exchange.watchdog
     assert watchdog is not None
-    backend = type(exchange.backend).__name__
     try:
         if watchdog.fired:  # a limit passed while the caller's code ran
             raise watchdog.expired()
@@ -310,12 +309,14 @@ async def _next_chunk(exchange: Exchange, source: AsyncIterator[ChatChunk]) -> C
         raise map_error(exc, exchange, started=exchange.acc.chunks > 0) from None
     except StopAsyncIteration:
         raise StreamInterrupted(
-            f"the backend {backend} ended the reply to {exchange.model!r} after "
-            f"{exchange.acc.chunks} chunks without a final chunk", partial=exchange.partial()
+            f"the backend {type(exchange.backend).__name__} ended the reply to "
+            f"{exchange.model!r} after {exchange.acc.chunks} chunks without a final chunk",
+            partial=exchange.partial()
         ) from None
     except OllamaError:
         raise
     except Exception as exc:  # a backend that broke its contract: still a typed error
+        backend = type(exchange.backend).__name__
         raise OllamaError(f"the backend {backend} failed: {type(exc).__name__}: {exc}") from exc
 
 
