@@ -14,16 +14,21 @@ from ._version import __version__
 from .client import AsyncOllama, NativeBackend
 from .config import RetryPolicy, Timeouts
 from .errors import (
+    CapabilityError,
+    ContextLengthError,
     MaxRoundsError,
     ModelNotFoundError,
     OllamaConnectionError,
     OllamaError,
     OllamaTimeoutError,
+    PromptTruncatedWarning,
     ProtocolError,
+    ReplyTruncatedError,
     ResponseError,
     StreamError,
     StreamInterrupted,
     ToolError,
+    UnauthorizedError,
 )
 from .streams import ChatStream, GenerateStream, ProgressStream
 from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
@@ -74,11 +79,13 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncOllama",
+    "CapabilityError",
     "ChatBackend",
     "ChatChunk",
     "ChatRequest",
     "ChatResult",
     "ChatStream",
+    "ContextLengthError",
     "EmbedResult",
     "GenerateChunk",
     "GenerateResult",
@@ -97,8 +104,10 @@ __all__ = [
     "OllamaTimeoutError",
     "Progress",
     "ProgressStream",
+    "PromptTruncatedWarning",
     "ProtocolError",
     "PsResult",
+    "ReplyTruncatedError",
     "ResponseError",
     "RetryPolicy",
     "RunningModel",
@@ -116,6 +125,7 @@ __all__ = [
     "ToolError",
     "ToolLoop",
     "ToolResult",
+    "UnauthorizedError",
     "__version__",
     "client_for",
     "infer_provider",

@@ -22,11 +22,11 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import orjson
 
+from ._server_errors import error_for_status
 from ._version import __version__
 from ._watchdog import Expired, Watchdog
 from .config import RetryPolicy, Timeouts, parse_retry_after
 from .errors import (
-    ModelNotFoundError,
     OllamaConnectionError,
     OllamaError,
     OllamaTimeoutError,
@@ -47,20 +47,6 @@ Response = aiohttp.ClientResponse
 TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, Expired)
 
 _ERROR_BODY_LIMIT = 64 * 1024
-_STATUS_HINTS = {
-    400: "The server rejected the request: check the arguments (does the model support "
-         "think/tools?).",
-    401: "The server wants credentials: set OLLAMA_API_KEY or pass an Authorization header.",
-    403: "The server refused the request: check OLLAMA_ORIGINS on the server or the proxy's rules.",
-    408: "The server timed out reading the request; try again.",
-    429: "The server is rate-limiting; wait and try again.",
-    500: "The server failed: see the Ollama server log for the cause.",
-    502: "A proxy in front of Ollama could not reach it: check that Ollama is running behind it.",
-    503: "The server is busy (queue full); try again later, or raise OLLAMA_MAX_QUEUE on the "
-         "server.",
-    504: "A proxy in front of Ollama timed out waiting for it: check the server, or raise the "
-         "proxy's timeout.",
-}
 _TIMEOUT_WHAT = {
     "connect": "could not connect to",
     "first_chunk": "got no first chunk from",
@@ -70,8 +56,9 @@ _TIMEOUT_WHAT = {
 }
 _TIMEOUT_HINTS = {
     "connect": "Is the server reachable? Raise Timeouts(connect=...) for slow networks.",
-    "first_chunk": "The model may still be loading: raise Timeouts(first_chunk=...) or preload it "
-                   "with keep_alive.",
+    "first_chunk": "The model may still be loading: raise Timeouts(first_chunk=...), or load it "
+                   "first with client.load(model). Not retried: Ollama stops a load when its "
+                   "client leaves, so a retry would start the load again.",
     "idle": "The server stalled mid-reply; raise Timeouts(idle=...) if this model is slow.",
     "total": "Raise Timeouts(total=...) or set it to None for no overall limit.",
 }
@@ -98,17 +85,19 @@ class Exchange:
 
     `body` is bytes, or a zero-argument callable giving a fresh body for each attempt. With
     `backend` set, the chunks come from that ChatBackend (given `request`) instead of the server.
+    `num_ctx`, the window the request asked for, sizes errors and the prompt-truncation check.
     """
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
-                 "method", "model", "parse", "path", "request", "response", "retry", "rng", "sleep",
-                 "timeouts", "transport", "url", "watchdog")
+                 "method", "model", "num_ctx", "parse", "path", "request", "response", "retry",
+                 "rng", "sleep", "timeouts", "transport", "url", "watchdog")
 
     def __init__(self, transport: Transport, path: str, body: Any, model: str | None, *,
                  timeouts: Timeouts, retry: RetryPolicy, max_line_bytes: int,
                  sleep: Callable[[float], Awaitable[Any]], rng: random.Random,
                  method: str = "POST", parse: Callable[[dict[str, Any]], Any] = parse_chat_chunk,
-                 acc: _Accumulator | None = None, backend: Any = None, request: Any = None) -> None:
+                 acc: _Accumulator | None = None, backend: Any = None, request: Any = None,
+                 num_ctx: int | None = None) -> None:
         self.transport = transport
         self.path = path
         self.url = transport.host + path
@@ -120,7 +109,8 @@ class Exchange:
         self.sleep = sleep  # injectable, as `rng` is, so that retry tests do not wait
         self.rng = rng
         self.parse = parse
-        self.acc: _Accumulator = acc if acc is not None else ChatAccumulator()
+        self.num_ctx = num_ctx  # the context window the request asked for (options.num_ctx)
+        self.acc: _Accumulator = acc if acc is not None else ChatAccumulator(num_ctx)
         self.decoder = NDJSONDecoder(max_line_bytes)
         self.backend = backend
         self.request = request
@@ -309,25 +299,25 @@ async def status_error(resp: Response, exchange: Exchange) -> ResponseError:
         body = await resp.content.read(_ERROR_BODY_LIMIT)
     except TRANSPORT_ERRORS:
         body = b""
-    text = ""
+    text, signin_url = "", None
     try:
         decoded = orjson.loads(body) if body else None
-        if isinstance(decoded, dict):
-            text = error_text(decoded) or ""
     except orjson.JSONDecodeError:
-        pass
+        decoded = None
+    if isinstance(decoded, dict):
+        nested = decoded.get("error")
+        if isinstance(nested, dict) and isinstance(nested.get("message"), str):
+            text = nested["message"]  # llama-server's {"error": {"code", "message", "type"}}
+        else:
+            text = error_text(decoded) or ""
+        if isinstance(decoded.get("signin_url"), str):
+            signin_url = decoded["signin_url"]
     if not text:
         text = body[:2000].decode("utf-8", "replace").strip()[:500] or (resp.reason or "no body")
-    status = resp.status
-    common: dict[str, Any] = {"status_code": status, "error": text, "url": exchange.url,
-                              "model": exchange.model,
-                              "retry_after": parse_retry_after(resp.headers.get("Retry-After"))}
-    if status == 404 and exchange.model:
-        return ModelNotFoundError(
-            f"model {exchange.model!r} not found on {exchange.transport.host} (HTTP 404: {text}). "
-            f"Pull it first: ollama pull {exchange.model}", **common)
-    hint = _STATUS_HINTS.get(status, "")
-    return ResponseError(f"HTTP {status} from {exchange.what}: {text}. {hint}".rstrip(), **common)
+    return error_for_status(resp.status, text, what=exchange.what, url=exchange.url,
+                            host=exchange.transport.host, model=exchange.model,
+                            signin_url=signin_url, num_ctx=exchange.num_ctx,
+                            retry_after=parse_retry_after(resp.headers.get("Retry-After")))
 
 
 def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> OllamaError:

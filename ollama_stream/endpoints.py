@@ -13,15 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._arguments import _add_generation_options, check_model, wire_messages
 from .errors import StreamError
-from .protocol import (
-    _add_generation_options,
-    _bad_field,
-    check_model,
-    error_text,
-    parse_metrics,
-    wire_messages,
-)
+from .protocol import _bad_field, error_text, parse_metrics, prompt_overflowed
 from .types import Message, Metrics
 
 __all__ = [
@@ -51,6 +45,11 @@ class GenerateChunk:
     logprobs: list[Any] | None
     raw: dict[str, Any]
 
+    @property
+    def truncated(self) -> bool:
+        """True on a final chunk whose output stopped at the length limit (`num_predict`)."""
+        return self.done_reason == "length"
+
 
 @dataclass(slots=True)
 class GenerateResult:
@@ -63,6 +62,12 @@ class GenerateResult:
     metrics: Metrics | None
     model: str
     logprobs: list[Any] | None = None
+    prompt_truncated: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        """True when the output stopped at the length limit (`done_reason == "length"`)."""
+        return self.done_reason == "length"
 
 
 @dataclass(slots=True)
@@ -292,12 +297,14 @@ def parse_embed(obj: dict[str, Any]) -> EmbedResult:
 
 class GenerateAccumulator:
     """Folds GenerateChunks: response and thinking concatenated; context, metrics and done_reason
-    from the final chunk."""
+    from the final chunk; `prompt_truncated` as ChatAccumulator has it."""
 
     __slots__ = ("_logprobs", "_response", "_thinking", "chunks", "context", "done", "done_reason",
-                 "metrics", "model")
+                 "metrics", "model", "num_ctx", "prompt_truncated")
 
-    def __init__(self) -> None:
+    def __init__(self, num_ctx: int | None = None) -> None:
+        self.num_ctx = num_ctx
+        self.prompt_truncated = False
         self._response: list[str] = []
         self._thinking: list[str] = []
         self._logprobs: list[Any] | None = None
@@ -320,6 +327,8 @@ class GenerateAccumulator:
         if chunk.done:
             self.done, self.done_reason, self.metrics = True, chunk.done_reason, chunk.metrics
             self.context = chunk.context
+            if self.num_ctx and chunk.metrics:
+                self.prompt_truncated = prompt_overflowed(self.model, chunk.metrics, self.num_ctx)
 
     @property
     def message(self) -> Message:
@@ -328,7 +337,8 @@ class GenerateAccumulator:
 
     def result(self) -> GenerateResult:
         return GenerateResult("".join(self._response), "".join(self._thinking), self.context,
-                              self.done_reason, self.metrics, self.model, self._logprobs)
+                              self.done_reason, self.metrics, self.model, self._logprobs,
+                              prompt_truncated=self.prompt_truncated)
 
 
 class ProgressAccumulator:

@@ -80,6 +80,12 @@ class _Stream(Generic[C, R]):
         """True once the final chunk has been received."""
         return self._exchange.acc.done
 
+    @property
+    def truncated(self) -> bool:
+        """True once a final chunk says the output stopped at the length limit (`num_predict`):
+        for `.text()` users, who see no final chunk."""
+        return getattr(self._exchange.acc, "done_reason", None) == "length"
+
     async def result(self) -> R:
         """Read what is left of the stream and return the finished value."""
         exchange = self._exchange
@@ -203,8 +209,10 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 if not objs:
                     raise StreamInterrupted(
                         f"the stream from {exchange.what} ended after {acc.chunks} chunks without "
-                        "its final chunk; the server or a proxy closed it early. The partial reply "
-                        "is in .partial"
+                        "its final chunk: a proxy may have closed it, or Ollama stopped the model "
+                        "because it repeated one token over and over (its repetition guard; try "
+                        "a higher repeat_penalty or another prompt). The partial reply is in "
+                        ".partial"
                     )
     except OllamaError as exc:
         exchange.error = exchange.annotate(exc)

@@ -173,8 +173,6 @@ def _sequence(value: object, name: str) -> Sequence[Any]:
     return value
 
 
-
-
 @dataclass(slots=True)
 class Metrics:
     """The counters of a final chunk.
@@ -219,13 +217,28 @@ class ChatChunk:
     logprobs: list[Any] | None
     raw: dict[str, Any]
 
+    @property
+    def truncated(self) -> bool:
+        """True on a final chunk whose output stopped at the length limit (`num_predict`)."""
+        return self.done_reason == "length"
+
 
 @dataclass(slots=True)
 class ChatResult:
-    """A finished reply: the accumulated assistant message plus the final chunk's facts."""
+    """A finished reply: the accumulated assistant message plus the final chunk's facts.
+
+    `truncated` says the output stopped at the length limit (`num_predict`);
+    `prompt_truncated` that the prompt probably did not fit `num_ctx` and the server cut it.
+    """
 
     message: Message
     model: str
     done_reason: str | None
     metrics: Metrics | None
     logprobs: list[Any] | None = None
+    prompt_truncated: bool = False
+
+    @property
+    def truncated(self) -> bool:
+        """True when the output stopped at the length limit (`done_reason == "length"`)."""
+        return self.done_reason == "length"

@@ -99,7 +99,7 @@ FOREIGN: list[tuple[str, Any, type[OllamaError], bool]] = [
      lambda: aiohttp.ClientResponseError(None, (), message="bad status"),  # type: ignore[arg-type]
      ProtocolError, False),
     ("connect-timeout", lambda: aiohttp.ConnectionTimeoutError(), OllamaTimeoutError, True),
-    ("first-chunk", lambda: Expired("first_chunk", 300.0), OllamaTimeoutError, True),
+    ("first-chunk", lambda: Expired("first_chunk", 300.0), OllamaTimeoutError, False),
     ("idle", lambda: Expired("idle", 120.0), OllamaTimeoutError, False),
     ("total", lambda: Expired("total", 5.0), OllamaTimeoutError, False),
 ]
