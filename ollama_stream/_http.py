@@ -223,7 +223,12 @@ async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[Non
 
 
 def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Our headers, OLLAMA_API_KEY as a bearer token when set, then the caller's (checked)."""
+    """Our headers, OLLAMA_API_KEY as a bearer token when set, then the caller's (checked).
+
+    Names match without regard to case, so a caller's `user-agent` replaces ours instead of going
+    out beside it (an explicit User-Agent, Accept or Authorization wins); Content-Type stays
+    application/json, the only type Ollama's API reads: another one is a ValueError.
+    """
     out = {
         "User-Agent": f"ollama-stream/{__version__}",
         "Content-Type": "application/json",
@@ -232,6 +237,7 @@ def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     key = os.environ.get("OLLAMA_API_KEY", "").strip()
     if key:
         out["Authorization"] = f"Bearer {key}"
+    spelled = {name.lower(): name for name in out}
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("headers must map str names to str values")
@@ -239,7 +245,11 @@ def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             raise ValueError(f"invalid header name {name!r}")
         if any(c in value for c in "\r\n\0"):
             raise ValueError(f"the value of header {name!r} contains a line break or NUL")
-        out[name] = value
+        lowered = name.lower()
+        if lowered == "content-type" and value.split(";")[0].strip().lower() != "application/json":
+            raise ValueError(f"the {name} header cannot be {value!r}: Ollama's API takes "
+                             "application/json bodies, which this client sends")
+        out[spelled.setdefault(lowered, name)] = value
     return out
 
 
