@@ -52,6 +52,7 @@ _TIMEOUT_WHAT = {
     "first_chunk": "got no first chunk from",
     "idle": "got no new line from",
     "total": "did not finish the call to",
+    "pool": "found no free connection for",
     "drain": "did not see the end of",
 }
 _TIMEOUT_HINTS = {
@@ -191,9 +192,13 @@ class Transport:
             self._session = self._guard = None
         connector = aiohttp.TCPConnector(limit=self.pool_limit,
                                          **({"ssl": self.ssl} if self.ssl is not None else {}))
+        # A wait for a free connection is the watchdog's `pool` phase, not first_chunk time.
+        pool_wait = aiohttp.TraceConfig()
+        pool_wait.on_connection_queued_start.append(_queued)
+        pool_wait.on_connection_queued_end.append(_dequeued)
         session = aiohttp.ClientSession(connector=connector, headers=self.headers,
                                         timeout=aiohttp.ClientTimeout(total=None),
-                                        auto_decompress=True)
+                                        auto_decompress=False, trace_configs=[pool_wait])
         self._session, self._loop = session, loop
         # asyncio.run() finalizes live async generators before closing its loop: this one closes the
         # session then, so a client used across several asyncio.run() calls leaves no socket behind.
@@ -214,6 +219,18 @@ class Transport:
             await guard.aclose()
 
 
+async def _queued(session: Any, context: Any, params: Any) -> None:
+    watchdog = context.trace_request_ctx
+    if isinstance(watchdog, Watchdog):
+        watchdog.waiting_for_connection()
+
+
+async def _dequeued(session: Any, context: Any, params: Any) -> None:
+    watchdog = context.trace_request_ctx
+    if isinstance(watchdog, Watchdog):
+        watchdog.connection_free()
+
+
 async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
     try:
         yield
@@ -227,12 +244,14 @@ def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 
     Names match without regard to case, so a caller's `user-agent` replaces ours instead of going
     out beside it (an explicit User-Agent, Accept or Authorization wins); Content-Type stays
-    application/json, the only type Ollama's API reads: another one is a ValueError.
+    application/json, the only type Ollama's API reads, and Accept-Encoding identity: another
+    value of either is a ValueError.
     """
     out = {
         "User-Agent": f"ollama-stream/{__version__}",
         "Content-Type": "application/json",
         "Accept": "application/x-ndjson, application/json",
+        "Accept-Encoding": "identity",  # see _send: compressed bodies are refused, never inflated
     }
     key = os.environ.get("OLLAMA_API_KEY", "").strip()
     if key:
@@ -249,6 +268,9 @@ def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
         if lowered == "content-type" and value.split(";")[0].strip().lower() != "application/json":
             raise ValueError(f"the {name} header cannot be {value!r}: Ollama's API takes "
                              "application/json bodies, which this client sends")
+        if lowered == "accept-encoding" and value.strip().lower() != "identity":
+            raise ValueError(f"the {name} header cannot be {value!r}: this client reads "
+                             "uncompressed bodies only (Ollama does not compress its answers)")
         out[spelled.setdefault(lowered, name)] = value
     return out
 
@@ -262,39 +284,61 @@ First = Callable[[Response, Exchange], Awaitable[T]]
 
 async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
     """One attempt: send the request, check the status and content type, and let `first` read what
-    it needs (the first lines of a stream, or the whole body). Raises only OllamaErrors (rule 2)."""
+    it needs (the first lines of a stream, or the whole body). Raises only OllamaErrors (rule 2).
+    It waits with the watchdog armed (`reading`), so a phase limit may cancel it: that cancel comes
+    out as the timeout it stands for. (One coroutine, not a wrapper around one: each suspension of
+    an attempt resumes every frame of it.)"""
     watchdog = exchange.watchdog
     assert watchdog is not None
+    watchdog.reading = True
     try:
-        return await watchdog.waiting(_send(exchange, watchdog, first))
+        session = await exchange.transport.session()
+        body = exchange.body() if callable(exchange.body) else exchange.body
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=exchange.timeouts.connect)
+        try:
+            resp = await session.request(exchange.method, exchange.url, data=body,
+                                         timeout=timeout, trace_request_ctx=watchdog)
+        except aiohttp.ClientError:
+            raise  # aiohttp's own (its InvalidURL is also a ValueError): mapped below
+        except ValueError as exc:  # yarl cannot encode the URL (a UnicodeError: a bad host name)
+            raise _invalid_url(exchange, exc) from exc
+        exchange.response = resp
+        watchdog.reader = resp.content
+        _check_answer(resp, exchange)
+        if not 200 <= resp.status < 300:
+            raise await status_error(resp, exchange)
+        return resp, await first(resp, exchange)
     except BaseException as exc:
         exchange.close_response()
+        if isinstance(exc, asyncio.CancelledError):
+            expired = watchdog.timeout_behind_cancel()
+            if expired is None:
+                raise
+            raise map_error(expired, exchange, started=False) from None
         # Ours already are raised as they are (an OllamaConnectionError is an OSError too).
         if isinstance(exc, OllamaError) or not isinstance(exc, (*TRANSPORT_ERRORS, EarlyEOF)):
             raise
         raise map_error(exc, exchange, started=False) from exc
+    finally:
+        watchdog.reading = False
 
 
-async def _send(exchange: Exchange, watchdog: Watchdog, first: First[T]) -> tuple[Response, T]:
-    session = await exchange.transport.session()
-    body = exchange.body() if callable(exchange.body) else exchange.body
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=exchange.timeouts.connect)
-    try:
-        resp = await session.request(exchange.method, exchange.url, data=body, timeout=timeout)
-    except aiohttp.ClientError:
-        raise  # aiohttp's own (its InvalidURL is also a ValueError): mapped by send()
-    except ValueError as exc:  # yarl could not encode the URL (a UnicodeError for a bad host name)
-        raise _invalid_url(exchange, exc) from exc
-    exchange.response = resp
-    watchdog.reader = resp.content
-    if not 200 <= resp.status < 300:
-        raise await status_error(resp, exchange)
-    if resp.headers.get("Content-Type", "").startswith("text/html"):
+def _check_answer(resp: Response, exchange: Exchange) -> None:
+    """Refuse what is not Ollama's answer: a compressed body, an HTML page."""
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # Asked for none (Accept-Encoding: identity) and never inflated here: a small compressed
+        # body can inflate to gigabytes, and Ollama itself does not compress.
+        raise ProtocolError(
+            f"{exchange.url} answered with a {encoding}-compressed body although this client asks "
+            "for none (Accept-Encoding: identity); Ollama does not compress, so a proxy in "
+            "between did: turn its compression off for Ollama's API")
+    if 200 <= resp.status < 300 and resp.headers.get("Content-Type", "").lower().startswith(
+            "text/html"):
         raise ProtocolError(
             f"{exchange.url} answered {resp.status} with an HTML page, not Ollama's JSON; is "
             "host / OLLAMA_HOST pointing at Ollama (and not at a web server or a proxy's page)?"
         )
-    return resp, await first(resp, exchange)
 
 
 async def read_body(resp: Response, exchange: Exchange) -> bytes:
@@ -342,6 +386,10 @@ def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> Ollam
             phase, limit = "connect", exchange.timeouts.connect
         what = _TIMEOUT_WHAT.get(phase, "timed out on")
         hint = _TIMEOUT_HINTS.get(phase, "")
+        if isinstance(exc, Expired) and "pool" in (phase, exc.during):
+            hint = (f"It was still waiting for a free connection: all pool_limit="
+                    f"{exchange.transport.pool_limit} connections were busy with other calls. "
+                    "Raise pool_limit or Timeouts(pool=...), or close streams sooner.")
         return OllamaTimeoutError(
             f"{what} {exchange.what} within {limit}s ({phase} timeout). {hint}".rstrip(),
             phase=phase, timeout=limit, **kw)

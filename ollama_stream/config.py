@@ -6,6 +6,7 @@ Pure values and functions: no I/O beyond reading the environment.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -162,9 +163,9 @@ def _check_limit(name: str, value: float | None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"Timeouts.{name} must be a number of seconds or None, "
                         f"not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"Timeouts.{name} must be > 0 seconds (or None for no limit), "
-                         f"got {value!r}")
+    if not 0 < value < math.inf:  # NaN fails both
+        raise ValueError(f"Timeouts.{name} must be a finite number of seconds > 0 (or None for "
+                         f"no limit), got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,17 +173,19 @@ class Timeouts:
     """Limits in seconds for each phase of a request; None means no limit.
 
     connect: opening the TCP (and TLS) connection. first_chunk: request sent -> first streamed line
-    (this covers loading the model, which can take minutes). idle: the gap between two lines. total:
-    the whole call, retries included.
+    (this covers loading the model, which can take minutes). idle: the gap between two complete
+    lines. total: the whole call, retries included. pool: waiting for a free connection when
+    `pool_limit` connections are all busy (not counted as first_chunk time; total bounds it too).
     """
 
     connect: float | None = 10.0
     first_chunk: float | None = 300.0
     idle: float | None = 120.0
     total: float | None = None
+    pool: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("connect", "first_chunk", "idle", "total"):
+        for name in ("connect", "first_chunk", "idle", "total", "pool"):
             _check_limit(name, getattr(self, name))
 
 
@@ -210,6 +213,12 @@ class RetryPolicy:
         if self.max_attempts < 1:
             raise ValueError("RetryPolicy.max_attempts must be >= 1 (1 = no retry), "
                              f"got {self.max_attempts}")
+        for name in ("base_delay", "max_delay", "jitter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"RetryPolicy.{name} must be a number, not {type(value).__name__}")
+            if not math.isfinite(value):
+                raise ValueError(f"RetryPolicy.{name} must be a finite number, got {value!r}")
         if self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("RetryPolicy.base_delay and max_delay must be >= 0")
         if not 0 <= self.jitter <= 1:
