@@ -14,8 +14,11 @@ Rules of this room:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import random
+import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -239,6 +242,10 @@ async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[Non
             await session.close()
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2
+_FIELD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but HTAB
+
+
 def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """Our headers, OLLAMA_API_KEY as a bearer token when set, then the caller's (checked).
 
@@ -257,13 +264,18 @@ def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     if key:
         out["Authorization"] = f"Bearer {key}"
     spelled = {name.lower(): name for name in out}
+    if headers is not None and not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of names to values, not "
+                        f"{type(headers).__name__}")
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("headers must map str names to str values")
-        if any(c in name for c in "\r\n:\0") or not name.strip():
-            raise ValueError(f"invalid header name {name!r}")
-        if any(c in value for c in "\r\n\0"):
-            raise ValueError(f"the value of header {name!r} contains a line break or NUL")
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"invalid header name {name!r}: a name is letters, digits and "
+                             "!#$%&'*+-.^_`|~ only (RFC 9110)")
+        if _FIELD_VALUE.search(value):
+            raise ValueError(f"the value of header {name!r} holds a control character (a line "
+                             "break, NUL, ...), which no header value may (RFC 9110)")
         lowered = name.lower()
         if lowered == "content-type" and value.split(";")[0].strip().lower() != "application/json":
             raise ValueError(f"the {name} header cannot be {value!r}: Ollama's API takes "
@@ -376,7 +388,9 @@ async def status_error(resp: Response, exchange: Exchange) -> ResponseError:
 
 def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> OllamaError:
     """Our error for a failure of the transport (aiohttp, the OS) or of a phase limit. `started`:
-    output already reached the caller, so a dropped connection is a StreamInterrupted."""
+    output already reached the caller, so a dropped connection is a StreamInterrupted. The foreign
+    exception, which the caller gets as `__cause__`, is first stripped of the request's headers."""
+    _redact(exc)
     kw = _context(exchange)
     url, host = exchange.url, exchange.transport.host
     if isinstance(exc, (Expired, aiohttp.ConnectionTimeoutError)):
@@ -401,6 +415,11 @@ def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> Ollam
         return OllamaConnectionError(
             f"TLS failed with {host}: {exc}. Check the certificate, or pass ssl= to AsyncOllama.",
             url=url, retryable=False, reason="TLS failure", **kw)
+    if isinstance(exc, aiohttp.ClientConnectorError) and _out_of_descriptors(exc.os_error):
+        return OllamaConnectionError(
+            f"this process has no file descriptor left to connect to {host} ({exc.os_error}): "
+            "close the streams and clients it no longer uses, or raise its limit (ulimit -n). "
+            "Not retried.", url=url, retryable=False, reason="out of file descriptors", **kw)
     if isinstance(exc, aiohttp.ClientConnectorError):
         reason = _os_reason(exc.os_error)
         return OllamaConnectionError(
@@ -435,6 +454,43 @@ def _invalid_url(exchange: Exchange, exc: Exception) -> OllamaConnectionError:
     return OllamaConnectionError(
         f"invalid URL {exchange.url}: {exc}. Check host= or OLLAMA_HOST.", url=exchange.url,
         retryable=False, reason="invalid URL", **_context(exchange))
+
+
+def _out_of_descriptors(exc: OSError | None) -> bool:
+    return exc is not None and exc.errno in (errno.EMFILE, errno.ENFILE)
+
+
+# Request headers that may be kept in an exception's RequestInfo: none of them carries a secret.
+_PLAIN_HEADERS = frozenset({"user-agent", "content-type", "accept", "accept-encoding", "host",
+                            "content-length", "transfer-encoding", "connection"})
+
+
+def _redact(exc: BaseException) -> None:
+    """Replace the request headers that aiohttp keeps in its exceptions (RequestInfo, also in
+    `args` and `history`) by a copy that holds no credential, along the whole chain of causes."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        info = getattr(current, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo):
+            safe = _redacted_info(info)
+            with contextlib.suppress(AttributeError):
+                current.request_info = safe  # type: ignore[attr-defined]
+            current.args = tuple(safe if arg is info else arg for arg in current.args)
+            if getattr(current, "history", None):
+                with contextlib.suppress(AttributeError):
+                    current.history = ()  # type: ignore[attr-defined]
+                current.args = tuple(() if isinstance(arg, tuple) else arg
+                                     for arg in current.args)
+        current = current.__cause__ or current.__context__
+
+
+def _redacted_info(info: aiohttp.RequestInfo) -> aiohttp.RequestInfo:
+    headers = info.headers.copy()  # a CIMultiDict, aiohttp's own type (no import of multidict)
+    for name in {name for name in headers if name.lower() not in _PLAIN_HEADERS}:
+        headers[name] = "<redacted>"
+    return aiohttp.RequestInfo(info.url, info.method, type(info.headers)(headers), info.real_url)
 
 
 def _os_reason(exc: OSError | None) -> str:

@@ -1,10 +1,11 @@
-"""Hostile servers and real deployments (issue 14): the event loop is never frozen, every timeout can
-fire, leaving a stream stops the generation, the pool is never fooled, and secrets stay secret."""
+"""Hostile servers and real deployments: the event loop is never frozen, every timeout can fire,
+leaving a stream stops the generation, the pool is never fooled, and secrets stay secret."""
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import zlib
 from typing import Any
 
@@ -240,7 +241,74 @@ async def test_break_out_of_text_closes_the_response(fake: FakeOllama) -> None:
             break
         await fake.wait_disconnect(timeout=2)
         generated = client.generate("qwen3", "Hi")
-        async for piece in generated.text():
+        async for _ in generated.text():
             break
         await fake.wait_disconnect(timeout=2)
     assert fake.disconnects == 2
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+def everything_said(error: BaseException) -> str:
+    """The text of an error and of every exception chained to it: str, repr, vars, args."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        parts += [str(current), repr(current), repr(current.args),
+                  repr(getattr(current, "__dict__", ""))]
+        info = getattr(current, "request_info", None)
+        if info is not None:
+            parts.append(repr(info))
+        todo += [current.__cause__, current.__context__]
+    return "\n".join(parts)
+
+
+async def invalid_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nonsense\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def cut_mid_chunk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(response_head() + http_chunk(line("one")) + b"ff\r\n{\"half")
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("handler", [invalid_http, cut_mid_chunk], ids=["bad-http", "cut"])
+@pytest.mark.parametrize("where", ["environment", "headers"])
+async def test_the_key_is_in_no_exception_along_the_chain(monkeypatch: pytest.MonkeyPatch,
+                                                         handler: Any, where: str) -> None:
+    secret = "sk-chained-secret-1234"
+    headers = {"Authorization": f"Bearer {secret}", "X-Api-Key": secret}
+    if where == "environment":
+        monkeypatch.setenv("OLLAMA_API_KEY", secret)
+        headers = {}
+    async with raw_server(handler) as url, AsyncOllama(url, retry=ONE_ATTEMPT,
+                                                       headers=headers) as client:
+        with pytest.raises(Exception) as info:
+            await client.chat("qwen3", USER).result()
+    said = everything_said(info.value)
+    assert info.value.__cause__ is not None or info.value.__context__ is not None
+    assert secret not in said, said
+
+
+def test_running_out_of_file_descriptors_is_said_and_not_retried() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "emfile_probe.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parent.parent)}  # this checkout's package
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, check=True, env=env).stdout
+    kind, retryable, attempts, reason = out.split("|")[:4]
+    assert (kind, retryable, attempts) == ("OllamaConnectionError", "False", "1")
+    assert reason == "out of file descriptors" and "ulimit -n" in out

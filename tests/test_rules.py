@@ -213,3 +213,22 @@ async def test_our_user_agent_is_sent_when_the_caller_sets_none(fake: Any) -> No
 def test_content_type_is_never_replaced_silently(name: str) -> None:
     with pytest.raises(ValueError, match="application/json"):
         AsyncOllama("http://127.0.0.1:9", headers={name: "text/plain"})
+
+
+@pytest.mark.parametrize("headers", [
+    {"X A": "v"}, {"X(A)": "v"}, {"": "v"}, {"Ünïcode": "v"}, {"X-A": "v\x00"},
+    {"X-A": "v\x1bescape"}, {"X-A": "v\x7f"}, {"X-A": "a\rb"},
+])
+def test_header_names_and_values_follow_rfc_9110(headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="RFC 9110"):
+        AsyncOllama("http://127.0.0.1:9", headers=headers)
+
+
+def test_a_tab_and_non_ascii_text_are_fine_in_a_value() -> None:
+    AsyncOllama("http://127.0.0.1:9", headers={"X-A": "a\tb", "X-B": "naïve"})
+
+
+@pytest.mark.parametrize("headers", [[("X-A", "v")], "X-A: v", 42])
+def test_headers_that_are_not_a_mapping_are_a_type_error(headers: Any) -> None:
+    with pytest.raises(TypeError, match="mapping"):
+        AsyncOllama("http://127.0.0.1:9", headers=headers)
