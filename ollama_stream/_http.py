@@ -305,16 +305,22 @@ async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
     watchdog.reading = True
     try:
         session = await exchange.transport.session()
-        body = exchange.body() if callable(exchange.body) else exchange.body
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=exchange.timeouts.connect)
-        try:
-            resp = await session.request(exchange.method, exchange.url, data=body,
-                                         timeout=timeout, trace_request_ctx=watchdog)
-        except aiohttp.ClientError:
-            raise  # aiohttp's own (its InvalidURL is also a ValueError): mapped below
-        except ValueError as exc:  # yarl cannot encode the URL (a UnicodeError: a bad host name)
-            raise _invalid_url(exchange, exc) from exc
-        exchange.response = resp
+        url, visited = exchange.url, [exchange.url]
+        while True:  # a same-origin 307/308 (or a redirected GET) is followed; see _redirect
+            body = exchange.body() if callable(exchange.body) else exchange.body
+            try:
+                resp = await session.request(exchange.method, url, data=body, timeout=timeout,
+                                             trace_request_ctx=watchdog, allow_redirects=False)
+            except aiohttp.ClientError:
+                raise  # aiohttp's own (its InvalidURL is also a ValueError): mapped below
+            except ValueError as exc:  # yarl cannot encode the URL (a bad host name)
+                raise _invalid_url(exchange, exc) from exc
+            exchange.response = resp
+            if resp.status not in _REDIRECTS:
+                break
+            url = _redirect(exchange, resp, visited)
+            exchange.close_response()
         watchdog.reader = resp.content
         _check_answer(resp, exchange)
         if not 200 <= resp.status < 300:
@@ -333,6 +339,41 @@ async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
         raise map_error(exc, exchange, started=False) from exc
     finally:
         watchdog.reading = False
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+
+
+def _redirect(exchange: Exchange, resp: Response, visited: list[str]) -> str:
+    """Where a redirect may be followed to, or the error that says why it is not: a POST is never
+    turned into a GET (301/302/303), and nothing leaves the origin the client was given, so the
+    Authorization header never travels to another host."""
+    status, location = resp.status, resp.headers.get("Location", "")
+    said = f"HTTP {status} from {exchange.what} redirects to {location or '(no Location)'}"
+
+    def refused(why: str) -> ResponseError:
+        return ResponseError(f"{said}: {why}", status_code=status, error=f"redirect to {location}",
+                             url=exchange.url, model=exchange.model)
+
+    # resp.url is a yarl URL, aiohttp's own type (so no import of yarl here)
+    target = resp.url.join(type(resp.url)(location)) if location else None
+    if target is None or target.scheme not in ("http", "https"):
+        raise refused("not followed, since it is not an http(s) URL; a redirect like this means "
+                      "host= / OLLAMA_HOST does not point at Ollama")
+    if status in (301, 302, 303) and exchange.method not in ("GET", "HEAD"):
+        raise refused(f"not followed, since it would turn the {exchange.method} into a GET; the "
+                      "usual cause is a wrong host or a missing path prefix: point host= / "
+                      "OLLAMA_HOST at the URL Ollama answers on")
+    if target.origin() != resp.url.origin():
+        raise refused("not followed to another origin (it would carry the request, and its "
+                      "credentials, elsewhere): point host= / OLLAMA_HOST there yourself")
+    if str(target) in visited:
+        raise refused("a redirect loop: the server sends the request back where it was")
+    if len(visited) > _MAX_REDIRECTS:
+        raise refused(f"more than {_MAX_REDIRECTS} redirects in a row")
+    visited.append(str(target))
+    return str(target)
 
 
 def _check_answer(resp: Response, exchange: Exchange) -> None:

@@ -312,3 +312,65 @@ def test_running_out_of_file_descriptors_is_said_and_not_retried() -> None:
     kind, retryable, attempts, reason = out.split("|")[:4]
     assert (kind, retryable, attempts) == ("OllamaConnectionError", "False", "1")
     assert reason == "out of file descriptors" and "ulimit -n" in out
+
+
+# -- redirects and odd answers --------------------------------------------------------------
+
+def redirecting(status: int, location: str, then: bytes | None = None) -> Any:
+    """A server that answers the first request with `status` to `location`, then `then`."""
+    seen: list[tuple[bytes, dict[str, str], bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            seen.append(request)
+            if len(seen) == 1 or then is None:
+                writer.write(f"HTTP/1.1 {status} Moved\r\nLocation: {location}\r\n"
+                             "Content-Length: 0\r\n\r\n".encode())
+            else:
+                writer.write(response_head() + http_chunk(then) + LAST_CHUNK)
+            await writer.drain()
+
+    return handler, seen
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+async def test_a_redirect_that_would_turn_a_post_into_a_get_is_refused(status: int) -> None:
+    handler, seen = redirecting(status, "/ollama/api/chat", line("", done=True))
+    async with raw_server(handler) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        with pytest.raises(Exception) as info:
+            await client.chat("qwen3", USER).result()
+    error = info.value
+    assert "redirect" in str(error) and "/ollama/api/chat" in str(error)
+    assert "path prefix" in str(error) and len(seen) == 1  # not followed, not retried
+
+
+@pytest.mark.parametrize("status", [307, 308])
+async def test_a_same_origin_307_or_308_is_followed_with_the_same_body(status: int) -> None:
+    handler, seen = redirecting(status, "/moved/api/chat", line("here", done=True))
+    async with raw_server(handler) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        result = await client.chat("qwen3", USER).result()
+    assert result.message.content == "here" and len(seen) == 2
+    first, second = seen
+    assert second[0].startswith(b"POST /moved/api/chat") and second[2] == first[2]
+
+
+async def test_a_redirect_to_another_origin_is_not_followed(monkeypatch: pytest.MonkeyPatch,
+                                                           fake: FakeOllama) -> None:
+    monkeypatch.setenv("OLLAMA_API_KEY", "sk-must-stay-home")
+    handler, seen = redirecting(307, f"{fake.url}/api/chat")
+    async with raw_server(handler) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        with pytest.raises(Exception, match="another origin") as info:
+            await client.chat("qwen3", USER).result()
+    assert len(seen) == 1 and fake.received == [] and "redirect" in str(info.value)
+
+
+@pytest.mark.parametrize(("location", "words"), [
+    ("/api/chat", "loop"), ("ftp://127.0.0.1/x", "not an http"), ("", "not an http")])
+async def test_loops_and_odd_locations_are_clear_errors(location: str, words: str) -> None:
+    handler, seen = redirecting(307, location)
+    async with raw_server(handler) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        with pytest.raises(Exception) as info:
+            await client.chat("qwen3", USER).result()
+    assert words in str(info.value) and "redirect" in str(info.value)
+    assert len(seen) <= 6
