@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ._http import Exchange
+from ._exchange import Exchange
 from ._watchdog import Watchdog
 from .errors import (
     OllamaConnectionError,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._http import Exchange, Transport, build_headers, read_body, send
+from ._exchange import Exchange
+from ._http import Transport, build_headers, read_body, send
 from ._retry import first_success
 from .config import RetryPolicy, Timeouts, resolve_host
 from .errors import OllamaConnectionError, OllamaTimeoutError, ProtocolError, ResponseError

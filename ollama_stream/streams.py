@@ -29,7 +29,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._http import TRANSPORT_ERRORS, EarlyEOF, Exchange, Response, map_error, send
+from ._exchange import Exchange
+from ._http import send
+from ._http_errors import TRANSPORT_ERRORS, EarlyEOF, Response, map_error
 from ._retry import first_success
 from ._watchdog import Expired
 from .errors import OllamaError, StreamInterrupted

@@ -25,7 +25,8 @@ from ollama_stream import (
     StreamError,
     StreamInterrupted,
 )
-from ollama_stream._http import EarlyEOF, Exchange, map_error
+from ollama_stream._exchange import Exchange
+from ollama_stream._http_errors import EarlyEOF, map_error
 from ollama_stream._retry import failure_reason
 from ollama_stream._watchdog import Expired
 from ollama_stream.config import RETRYABLE_STATUSES, resolve_host
