@@ -71,8 +71,8 @@ class Transport:
                 )
             # The old loop has ended: its session was closed by the loop guard (below).
             self._session = self._guard = None
-        connector = aiohttp.TCPConnector(limit=self.pool_limit,
-                                         **({"ssl": self.ssl} if self.ssl is not None else {}))
+        connector = _Connector(limit=self.pool_limit,
+                               **({"ssl": self.ssl} if self.ssl is not None else {}))
         # A wait for a free connection is the watchdog's `pool` phase, not first_chunk time.
         pool_wait = aiohttp.TraceConfig()
         pool_wait.on_connection_queued_start.append(_queued)
@@ -98,6 +98,22 @@ class Transport:
             await session.close()
         if guard is not None:
             await guard.aclose()
+
+
+class _Connector(aiohttp.TCPConnector):
+    """A TCPConnector that never lends out a pooled connection on which bytes arrived while it
+    sat idle (a server or proxy that wrote an answer nobody asked for): aiohttp would parse those
+    bytes as the next request's reply. Such a connection is closed and a fresh one is opened."""
+
+    async def _get(self, key: Any, traces: Any) -> Any:
+        pooled = getattr(self, "_conns", {}).get(key)  # aiohttp's pool: (protocol, since) pairs
+        if pooled:
+            for entry in list(pooled):
+                protocol = entry[0]
+                if getattr(protocol, "should_close", False):  # unread bytes, or broken
+                    pooled.remove(entry)
+                    protocol.close()
+        return await super()._get(key, traces)
 
 
 async def _queued(session: Any, context: Any, params: Any) -> None:

@@ -374,3 +374,30 @@ async def test_loops_and_odd_locations_are_clear_errors(location: str, words: st
             await client.chat("qwen3", USER).result()
     assert words in str(info.value) and "redirect" in str(info.value)
     assert len(seen) <= 6
+
+
+async def test_an_answer_nobody_asked_for_never_becomes_the_next_reply() -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        while True:
+            await read_request(reader)
+            word = "first" if first else "fresh"
+            writer.write(response_head() + http_chunk(line(word)) + http_chunk(line("", True))
+                         + LAST_CHUNK)
+            await writer.drain()
+            if first:  # then a second answer to the same request, while the client is idle
+                await asyncio.sleep(0.05)
+                writer.write(response_head() + http_chunk(line("STALE")) +
+                             http_chunk(line("", True)) + LAST_CHUNK)
+                await writer.drain()
+                first = False
+
+    async with raw_server(handler) as url, AsyncOllama(url, retry=ONE_ATTEMPT) as client:
+        assert (await client.chat("qwen3", USER).result()).message.content == "first"
+        await asyncio.sleep(0.2)  # the unasked answer lands on the pooled connection
+        second = await client.chat("qwen3", USER).result()
+    assert second.message.content == "fresh" and connections == 2
