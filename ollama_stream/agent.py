@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .errors import MaxRoundsError, ReplyTruncatedError, ToolError
 from .tools import Tool, ToolResult, as_tool, run_tool_calls
-from .types import ChatChunk, ChatResult, Message
+from .types import ChatChunk, ChatResult, Message, ToolCall
 
 __all__ = ["ChatClient", "ToolLoop"]
 
@@ -44,17 +44,24 @@ class ToolLoop:
     thinking and tool calls, one `tool` message per call); `loop.result` is the final round's
     ChatResult. A final reply cut at the length limit is not taken as the answer: it raises
     ReplyTruncatedError, or with `on_length="return"` ends the loop with `loop.truncated` True.
+    One round runs at most `max_calls_per_round` calls (at once); the model is told that the
+    calls past it were not run, as it is told of any failed call.
     """
 
     def __init__(self, client: ChatClient, model: str,
                  messages: Sequence[Message | dict[str, Any]], tools: Sequence[Any], *,
                  max_rounds: int, on_error: str, tool_timeout: float | None,
-                 chat_options: dict[str, Any], on_length: str = "raise") -> None:
+                 chat_options: dict[str, Any], on_length: str = "raise",
+                 max_calls_per_round: int = 32) -> None:
         if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
             raise ValueError(f"max_rounds must be a positive int, got {max_rounds!r}")
         if on_error not in ("return", "raise"):
             raise ValueError("on_error must be 'return' (send the error to the model) or 'raise', "
                              f"got {on_error!r}")
+        if (isinstance(max_calls_per_round, bool) or not isinstance(max_calls_per_round, int)
+                or max_calls_per_round < 1):
+            raise ValueError("max_calls_per_round must be a positive int, got "
+                             f"{max_calls_per_round!r}")
         if on_length not in ("raise", "return"):
             raise ValueError("on_length must be 'raise' (a reply cut at the length limit is an "
                              f"error) or 'return' (end with loop.truncated), got {on_length!r}")
@@ -74,6 +81,7 @@ class ToolLoop:
         self._max_rounds = max_rounds
         self._on_error = on_error
         self._on_length = on_length
+        self._max_calls = max_calls_per_round
         self._tool_timeout = tool_timeout
         self._options = chat_options
         # Checked now, before any I/O, with the same rules as chat().
@@ -141,7 +149,9 @@ class ToolLoop:
                     "The history, with these unanswered calls last (not executed), is in .messages",
                     messages=list(self.messages),
                 )
-            results = await run_tool_calls(self.tools, calls, timeout=self._tool_timeout)
+            limit = self._max_calls
+            results = await run_tool_calls(self.tools, calls[:limit], timeout=self._tool_timeout)
+            results += [_not_run(call, len(calls), limit) for call in calls[limit:]]
             for call, outcome in zip(calls, results, strict=True):
                 if outcome.error is not None and self._on_error == "raise":
                     raise ToolError(f"tool call {call.name}({outcome.arguments}) failed: "
@@ -150,3 +160,11 @@ class ToolLoop:
                 self.messages.append(Message("tool", outcome.content, tool_name=call.name,
                                              tool_call_id=call.id))
                 yield outcome
+
+
+def _not_run(call: ToolCall, asked: int, limit: int) -> ToolResult:
+    """The answer to a call past max_calls_per_round: not run, and the model is told why."""
+    error = (f"not run: the reply asked for {asked} tool calls in one round, more than "
+             f"max_calls_per_round={limit}; ask for fewer at a time")
+    return ToolResult(call.name, dict(call.arguments), None, error, 0.0, f"Error: {error}",
+                      call.id)

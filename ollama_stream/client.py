@@ -166,6 +166,7 @@ class AsyncOllama:
         on_error: str = "return",
         tool_timeout: float | None = None,
         on_length: str = "raise",
+        max_calls_per_round: int = 32,
         **chat_options: Any,
     ) -> ToolLoop:
         """Run an agent loop: stream a reply, run the tool calls it makes (concurrently, in the
@@ -175,13 +176,14 @@ class AsyncOllama:
         raises ToolError instead); more than `max_rounds` model calls raises MaxRoundsError.
         `tool_timeout` bounds each call (a Tool's own timeout wins). A final reply cut at the
         length limit raises ReplyTruncatedError (`on_length="return"` keeps it as the answer,
-        with `loop.truncated` True).
+        with `loop.truncated` True). One round runs at most `max_calls_per_round` calls; the model
+        is told that the rest were not run.
         """
         from .agent import ToolLoop
 
         return ToolLoop(self, model, messages, tools, max_rounds=max_rounds, on_error=on_error,
                         tool_timeout=tool_timeout, chat_options={"think": think, **chat_options},
-                        on_length=on_length)
+                        on_length=on_length, max_calls_per_round=max_calls_per_round)
 
     def generate(
         self,

@@ -401,3 +401,31 @@ async def test_an_answer_nobody_asked_for_never_becomes_the_next_reply() -> None
         await asyncio.sleep(0.2)  # the unasked answer lands on the pooled connection
         second = await client.chat("qwen3", USER).result()
     assert second.message.content == "fresh" and connections == 2
+
+
+async def test_a_round_runs_at_most_max_calls_per_round(fake: FakeOllama) -> None:
+    running = peak = runs = 0
+
+    async def ping(n: int) -> str:
+        """Ping once."""
+        nonlocal running, peak, runs
+        running += 1
+        runs += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0)
+        running -= 1
+        return "pong"
+
+    fake.queue_reply(tool_calls=[{"name": "ping", "arguments": {"n": i}} for i in range(1000)])
+    fake.queue_reply(content="done")
+    async with AsyncOllama(fake.url) as client:
+        loop = client.chat_with_tools("qwen3", USER, [ping], think=False)
+        events = [event async for event in loop]
+    results = [event for event in events if hasattr(event, "ok")]
+    assert runs == 32 and peak <= 32 and len(results) == 1000
+    assert all(r.ok for r in results[:32]) and not any(r.ok for r in results[32:])
+    assert "max_calls_per_round=32" in (results[-1].error or "")
+    sent_back = [m for m in loop.messages if m.role == "tool"]
+    assert len(sent_back) == 1000 and "not run" in sent_back[-1].content
+    with pytest.raises(ValueError, match="max_calls_per_round"):
+        AsyncOllama(fake.url).chat_with_tools("qwen3", USER, [ping], max_calls_per_round=0)
