@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,9 +38,13 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
-def spawn(*args: str) -> pexpect.spawn:
+def spawn(*args: str, ignore_sigint: bool = False) -> pexpect.spawn:
+    """The command in a pseudo-terminal; with SIGINT ignored as a shell's background job has it
+    when asked (otherwise the default, whatever the suite itself was started with)."""
+    disposition = signal.SIG_IGN if ignore_sigint else signal.SIG_DFL
     child = pexpect.spawn(sys.executable, ["-m", "ollama_stream", *args], env=environ(),
-                          encoding="utf-8", timeout=20, dimensions=(40, 160))
+                          encoding="utf-8", timeout=20, dimensions=(40, 160),
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
     return child
 
 
@@ -133,9 +138,11 @@ def test_interactive_session(fake: FakeOllama) -> None:
     assert child.exitstatus == 0
 
 
-def test_ctrl_c_stops_the_reply_and_keeps_the_session(fake: FakeOllama) -> None:
+@pytest.mark.parametrize("ignore_sigint", [False, True], ids=["default", "started-ignoring-it"])
+def test_ctrl_c_stops_the_reply_and_keeps_the_session(fake: FakeOllama,
+                                                      ignore_sigint: bool) -> None:
     fake.queue_reply(content="word " * 400, chunk_delay=0.01)
-    child = spawn("--host", fake.url, "chat")
+    child = spawn("--host", fake.url, "chat", ignore_sigint=ignore_sigint)
     child.expect(">>> ")
     child.sendline("talk for a long time")
     child.expect("word word word")

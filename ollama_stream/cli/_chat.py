@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -74,6 +75,9 @@ def interactive_chat(args: argparse.Namespace) -> int:
     session."""
     with contextlib.suppress(ImportError):  # not on every platform
         import readline  # noqa: F401 - importing it gives input() line editing and history
+    # Ctrl-C must stop a reply even when the shell started us with SIGINT ignored (a background
+    # job, nohup): the session's own handling needs Python's default handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     setup = ChatSetup(args)
     out, style = sys.stdout, Style(sys.stdout)
     async_client = setup.client
