@@ -131,11 +131,16 @@ class AsyncOllama:
         keep_alive: float | str | None = None,
         logprobs: bool | None = None,
         top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
     ) -> ChatStream:
         """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent
         until the returned ChatStream is iterated. An argument left as None is not sent (the
         server's default holds). `tools` takes Python functions, `Tool`s, or schema dicts (sent
-        unchanged).
+        unchanged). `truncate=False` makes an over-long history an error instead of dropping its
+        oldest messages; `shift=False` makes running out of context an error instead of shifting
+        it (both default to true on the server, v0.12.6+; a `shift` unlike the loaded model's
+        reloads it).
         """
         if (tools is not None and not isinstance(tools, (str, bytes, dict))
                 and isinstance(tools, Sequence) and not all(type(tool) is dict for tool in tools)):
@@ -144,7 +149,7 @@ class AsyncOllama:
             tools = tool_schemas(tools)
         body = build_chat_request(model, messages, think=think, tools=tools, format=format,
                                   options=options, keep_alive=keep_alive, logprobs=logprobs,
-                                  top_logprobs=top_logprobs)
+                                  top_logprobs=top_logprobs, truncate=truncate, shift=shift)
         if self.backend is not None:
             from .backends import ChatRequest
 

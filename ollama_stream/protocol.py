@@ -2,7 +2,9 @@
 
 Nothing here reads a socket or imports aiohttp. `NDJSONDecoder` takes byte fragments split anywhere
 and returns the complete JSON objects; `parse_chat_chunk` types one object; `ChatAccumulator` folds
-chunks into the assistant message exactly as Ollama's streaming spec asks.
+chunks into the assistant message exactly as Ollama's streaming spec asks; `build_chat_request`
+checks a chat's arguments. It is longer than 450 lines because these four are the one chat core
+that `import ollama_stream` loads whole, and the request checks are shared with generate.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import orjson
 
 from .errors import ProtocolError, StreamError
+from .images import _is_base64
 from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 __all__ = [
@@ -217,11 +220,28 @@ def parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
         thinking = message.get("thinking", "")
         model = get("model", "")
         created_at = get("created_at", "")
+        # on every chunk of a proxied remote model, absent otherwise
+        remote_model = get("remote_model")
+        remote_host = get("remote_host")
         if (type(content) is str and type(thinking) is str and type(model) is str
                 and type(created_at) is str and "tool_calls" not in message
-                and "logprobs" not in obj and "error" not in obj):
-            return ChatChunk(model, created_at, content, thinking, (), False, None, None, None, obj)
+                and "images" not in message and "logprobs" not in obj and "error" not in obj
+                and (remote_model is None or type(remote_model) is str)
+                and (remote_host is None or type(remote_host) is str)):
+            return ChatChunk(model, created_at, content, thinking, (), False, None, None, None, obj,
+                             (), remote_model or None, remote_host or None)
     return _parse_chat_chunk(obj)
+
+
+def _parse_images(value: object) -> tuple[str, ...]:
+    """`message.images`: base64 strs (Go's []byte), checked so that a path can never pass for one
+    when the message is sent back."""
+    if type(value) is not list:
+        raise _bad_field("message.images", value, "a list")
+    for image in value:
+        if type(image) is not str or not _is_base64(image):
+            raise _bad_field("message.images[]", image, "a base64 str")
+    return tuple(value)
 
 
 def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
@@ -229,6 +249,7 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
         text = error_text(obj) or ""
         raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
     message = obj.get("message")
+    images: tuple[str, ...] = ()
     if message is None:
         content = thinking = ""
         tool_calls: tuple[ToolCall, ...] = ()
@@ -245,6 +266,8 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
             thinking = ""
         calls = message.get("tool_calls")
         tool_calls = _parse_tool_calls(calls) if calls else ()
+        if message.get("images"):
+            images = _parse_images(message["images"])
     else:
         raise _bad_field("message", message, "an object")
 
@@ -268,29 +291,41 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
     logprobs = obj.get("logprobs")
     if logprobs is not None and type(logprobs) is not list:
         raise _bad_field("logprobs", logprobs, "a list")
+    # inline, not a helper: the final chunk's calls are counted too (tests/test_hot_path.py)
+    remote_model = obj.get("remote_model")
+    if remote_model is not None and type(remote_model) is not str:
+        raise _bad_field("remote_model", remote_model, "a string")
+    remote_host = obj.get("remote_host")
+    if remote_host is not None and type(remote_host) is not str:
+        raise _bad_field("remote_host", remote_host, "a string")
     return ChatChunk(model, created_at, content, thinking, tool_calls, done, done_reason, metrics,
-                     logprobs, obj)
+                     logprobs, obj, images, remote_model or None, remote_host or None)
 
 
 class ChatAccumulator:
     """Folds ChatChunks into the reply, as Ollama's streaming spec asks.
 
-    Content and thinking are concatenated; tool calls are collected from every chunk, the final one
-    included (newer servers attach them there); metrics and done_reason come from the final chunk.
+    Content and thinking are concatenated; tool calls and images are collected from every chunk, the
+    final one included (newer servers attach tool calls there); metrics, done_reason and `raw` come
+    from the final chunk.
     """
 
-    __slots__ = ("_content", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
-                 "done_reason", "metrics", "model")
+    __slots__ = ("_content", "_images", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
+                 "done_reason", "metrics", "model", "raw", "remote_host", "remote_model")
 
     def __init__(self) -> None:
         self._content: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[ToolCall] = []
+        self._images: list[str] = []
         self._logprobs: list[Any] | None = None
         self.model = ""
         self.done = False
         self.done_reason: str | None = None
         self.metrics: Metrics | None = None
+        self.raw: dict[str, Any] = {}
+        self.remote_model: str | None = None
+        self.remote_host: str | None = None
         self.chunks = 0
 
     def add(self, chunk: ChatChunk) -> None:
@@ -302,6 +337,8 @@ class ChatAccumulator:
             self._thinking.append(chunk.thinking)
         if chunk.tool_calls:
             self._tool_calls.extend(chunk.tool_calls)
+        if chunk.images:
+            self._images.extend(chunk.images)
         if chunk.logprobs:
             if self._logprobs is None:
                 self._logprobs = []
@@ -311,8 +348,14 @@ class ChatAccumulator:
             self.done_reason = chunk.done_reason
             self.metrics = chunk.metrics
             self.model = chunk.model or self.model
+            self.raw = chunk.raw
+            self.remote_model = chunk.remote_model or self.remote_model
+            self.remote_host = chunk.remote_host or self.remote_host
         elif not self.model:
+            # the first chunk: remote_model and remote_host are on every chunk that has them
             self.model = chunk.model
+            self.remote_model = chunk.remote_model
+            self.remote_host = chunk.remote_host
 
     @property
     def content(self) -> str:
@@ -325,11 +368,16 @@ class ChatAccumulator:
     @property
     def message(self) -> Message:
         """The assistant message accumulated so far, ready to append to the history."""
-        return Message("assistant", self.content, self.thinking, (), tuple(self._tool_calls))
+        message = Message("assistant", self.content, self.thinking, (), tuple(self._tool_calls))
+        if self._images:
+            # already checked base64 (`_parse_images`): set as they are, never read as paths
+            message.images = tuple(self._images)
+        return message
 
     def result(self) -> ChatResult:
         """The finished reply (call after the final chunk)."""
-        return ChatResult(self.message, self.model, self.done_reason, self.metrics, self._logprobs)
+        return ChatResult(self.message, self.model, self.done_reason, self.metrics, self._logprobs,
+                          self.raw, self.remote_model, self.remote_host)
 
 
 THINK_LEVELS = ("low", "medium", "high", "max")
@@ -388,7 +436,8 @@ def check_tools(tools: object) -> list[Any]:
 
 def _add_generation_options(body: dict[str, Any], *, think: object, format: object,
                             options: object, keep_alive: object, logprobs: object,
-                            top_logprobs: object) -> None:
+                            top_logprobs: object, truncate: object = None,
+                            shift: object = None) -> None:
     """The options chat and generate share: checked, and set only when given."""
     if think is not None:
         body["think"] = check_think(think)
@@ -418,6 +467,11 @@ def _add_generation_options(body: dict[str, Any], *, think: object, format: obje
         if not 0 <= top_logprobs <= 20:
             raise ValueError(f"top_logprobs must be within 0..20, got {top_logprobs}")
         body["top_logprobs"] = top_logprobs
+    for name, flag in (("truncate", truncate), ("shift", shift)):  # both v0.12.6+, default true
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+            body[name] = flag
 
 
 def build_chat_request(
@@ -432,6 +486,8 @@ def build_chat_request(
     logprobs: object = None,
     top_logprobs: object = None,
     stream: bool = True,
+    truncate: object = None,
+    shift: object = None,
 ) -> dict[str, Any]:
     """Validate the arguments of a chat call and build its JSON body.
     Only arguments that are set are sent."""
@@ -440,5 +496,6 @@ def build_chat_request(
     if tools is not None:
         body["tools"] = check_tools(tools)
     _add_generation_options(body, think=think, format=format, options=options,
-                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
+                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs,
+                            truncate=truncate, shift=shift)
     return body

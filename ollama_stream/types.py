@@ -207,7 +207,12 @@ class Metrics:
 @dataclass(slots=True)
 class ChatChunk:
     """One streamed line of `/api/chat`, typed.
-    `raw` is the decoded line, for fields not modelled here."""
+    `raw` is the decoded line, for fields not modelled here.
+
+    `images` are base64 images in the message (rare: only models that output images send them).
+    `remote_model` and `remote_host` name the upstream model and Ollama host when the model is a
+    remote one that this server proxies (v0.12.0+); None otherwise.
+    """
 
     model: str
     created_at: str
@@ -219,14 +224,21 @@ class ChatChunk:
     metrics: Metrics | None
     logprobs: list[Any] | None
     raw: dict[str, Any]
+    images: tuple[str, ...] = ()
+    remote_model: str | None = None
+    remote_host: str | None = None
 
 
 @dataclass(slots=True)
 class ChatResult:
-    """A finished reply: the accumulated assistant message plus the final chunk's facts."""
+    """A finished reply: the accumulated assistant message plus the final chunk's facts.
+    `raw` is the final chunk's decoded line, for fields not modelled here."""
 
     message: Message
     model: str
     done_reason: str | None
     metrics: Metrics | None
     logprobs: list[Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    remote_model: str | None = None
+    remote_host: str | None = None

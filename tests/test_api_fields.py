@@ -1,0 +1,237 @@
+"""The fields today's server has (issue 12, against Ollama v0.33's api/types.go): kept and typed on
+chunks and results, sent when asked for. Recorded answers of a real server are replayed byte for
+byte (tests/fixtures/transcripts, copied unchanged from the shared recordings); fields those
+recordings lack are served as the bytes Go's json.Marshal writes for api/types.go's structs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ollama_stream import AsyncOllama, Message, ProtocolError, ResponseError
+from ollama_stream.protocol import ChatAccumulator, build_chat_request, parse_chat_chunk
+from ollama_stream.testing import FakeOllama
+
+from .conftest import NO_WAIT
+from .servers import LAST_CHUNK, http_chunk, raw_server, read_request, response_head
+
+TRANSCRIPTS = Path(__file__).parent / "fixtures" / "transcripts"
+USER = [{"role": "user", "content": "hi"}]
+NDJSON = "application/x-ndjson"
+JSON = "application/json; charset=utf-8"
+
+Answer = tuple[int, str, bytes]  # status, Content-Type, body
+
+
+def recorded(name: str) -> Answer:
+    """A recorded exchange's answer: its status, Content-Type and body bytes."""
+    status = int((TRANSCRIPTS / f"{name}.status").read_text().split()[0])
+    headers = (TRANSCRIPTS / f"{name}.headers").read_text().splitlines()
+    content_type = next(line.split(":", 1)[1].strip() for line in headers
+                        if line.lower().startswith("content-type:"))
+    return status, content_type, (TRANSCRIPTS / f"{name}.body").read_bytes()
+
+
+def recorded_request(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = orjson.loads((TRANSCRIPTS / f"{name}.request").read_text()
+                                        .split("\n", 2)[2])
+    return body
+
+
+def lines(*objects: dict[str, Any]) -> bytes:
+    return b"".join(orjson.dumps(obj) + b"\n" for obj in objects)
+
+
+@contextlib.asynccontextmanager
+async def serving(answers: Sequence[Answer],
+                  seen: list[tuple[str, dict[str, Any] | None]]) -> AsyncIterator[str]:
+    """A byte-level server giving `answers` in turn, one HTTP chunk per line (as Ollama flushes);
+    records each request as (method and path, decoded body)."""
+    queue = list(answers)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line, _headers, body = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            method, path, _ = line.decode().split(" ", 2)
+            seen.append((f"{method} {path}", orjson.loads(body) if body else None))
+            status, content_type, data = queue.pop(0)
+            writer.write(response_head(status, content_type))
+            for piece in data.splitlines(keepends=True):
+                writer.write(http_chunk(piece))
+            writer.write(LAST_CHUNK)
+            await writer.drain()
+
+    async with raw_server(handler) as url:
+        yield url
+
+
+# -- chat: any role, unknown keys dropped ---------------------------------------------------------
+
+async def test_a_role_the_templates_do_not_know_gets_the_servers_reply() -> None:
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    history = [{"role": "wizard", "content": "hi", "timestamp": "2026-12-01T18:21:35Z",
+                "id": "msg-1"}]
+    async with (serving([recorded("chat_bad_role")], seen) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        result = await client.chat("tiny", history).result()
+    assert seen == [("POST /api/chat", {**recorded_request("chat_bad_role"), "stream": True})]
+    assert result.message == Message("assistant", "Hello world!")
+
+
+# -- chat: the final chunk as .raw, remote_model and remote_host ----------------------------------
+
+async def test_chat_result_keeps_the_final_chunk_as_raw() -> None:
+    status, content_type, body = recorded("chat_stream")
+    final = orjson.loads(body.splitlines()[-1])
+    async with (serving([(status, content_type, body)], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        stream = client.chat("tiny", USER)
+        chunks = [chunk async for chunk in stream]
+        result = await stream.result()
+    assert result.raw == final and result.raw is chunks[-1].raw
+    assert result.remote_model is None and result.remote_host is None
+    assert all(chunk.remote_model is None and chunk.images == () for chunk in chunks)
+
+
+REMOTE = {"remote_model": "gpt-oss:120b", "remote_host": "https://ollama.com:443"}
+
+
+def remote_chat_lines() -> bytes:
+    """What ChatHandler writes for a remote model: remote_model and remote_host on every line, in
+    ChatResponse's field order (after model)."""
+    def line(content: str, **final: Any) -> dict[str, Any]:
+        return {"model": "gpt-oss:120b-cloud", **REMOTE, "created_at": "2026-08-21T10:00:00.1Z",
+                "message": {"role": "assistant", "content": content}, "done": bool(final),
+                **final}
+
+    return lines(line("Hel"), line("lo"), line("", done_reason="stop", eval_count=2))
+
+
+async def test_remote_model_and_host_are_typed_on_chunks_and_results() -> None:
+    async with (serving([(200, NDJSON, remote_chat_lines())], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        stream = client.chat("gpt-oss:120b-cloud", USER)
+        chunks = [chunk async for chunk in stream]
+        result = await stream.result()
+    assert [(c.remote_model, c.remote_host) for c in chunks] == [tuple(REMOTE.values())] * 3
+    assert (result.remote_model, result.remote_host) == tuple(REMOTE.values())
+    assert result.model == "gpt-oss:120b-cloud" and result.message.content == "Hello"
+
+
+def test_a_plain_delta_with_remote_fields_stays_on_the_fast_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ollama_stream.protocol as protocol
+
+    def careful(obj: dict[str, Any]) -> None:
+        raise AssertionError(f"left the fast path: {obj}")
+
+    obj = orjson.loads(remote_chat_lines().splitlines()[0])
+    monkeypatch.setattr(protocol, "_parse_chat_chunk", careful)
+    chunk = parse_chat_chunk(obj)
+    assert (chunk.content, chunk.remote_model, chunk.remote_host) == ("Hel", *REMOTE.values())
+
+
+@pytest.mark.parametrize("name", ["remote_model", "remote_host"])
+@pytest.mark.parametrize("done", [False, True])
+def test_a_remote_field_of_the_wrong_type_is_a_protocol_error(name: str, done: bool) -> None:
+    obj = {"model": "m", "message": {"role": "assistant", "content": ""}, "done": done, name: 1}
+    with pytest.raises(ProtocolError, match=name):
+        parse_chat_chunk(obj)
+
+
+def test_old_positional_construction_still_works() -> None:
+    from ollama_stream import ChatChunk, ChatResult
+
+    chunk = ChatChunk("m", "t", "c", "", (), False, None, None, None, {})
+    result = ChatResult(Message("assistant", "c"), "m", "stop", None)
+    assert chunk.images == () and chunk.remote_model is None
+    assert result.raw == {} and result.logprobs is None and result.remote_host is None
+
+
+# -- chat: images in the reply -------------------------------------------------------------------
+
+PIXEL = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABpfZFQAAAAABJRU5Er"
+         "kJggg==")
+
+
+async def test_images_in_the_reply_are_kept_in_the_accumulated_message() -> None:
+    message = {"role": "assistant", "content": "Here:", "images": [PIXEL]}
+    body = lines({"model": "m", "created_at": "t", "message": message, "done": False},
+                 {"model": "m", "created_at": "t",
+                  "message": {"role": "assistant", "content": ""}, "done": True})
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    async with (serving([(200, NDJSON, body), recorded("chat_stream")], seen) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        stream = client.chat("m", USER)
+        chunks = [chunk async for chunk in stream]
+        result = await stream.result()
+        assert chunks[0].images == (PIXEL,) and stream.message.images == (PIXEL,)
+        assert result.message == Message("assistant", "Here:", images=[PIXEL])
+        await client.chat("m", [*USER, result.message]).result()  # the history goes back as it is
+    assert seen[1][1] is not None
+    assert seen[1][1]["messages"][1] == message
+
+
+@pytest.mark.parametrize("images", [["/etc/passwd"], ["not base64!"], [1], "aGk="])
+def test_images_that_are_not_base64_are_a_protocol_error(images: object) -> None:
+    # never taken for a path: the message would read that file when sent back
+    obj = {"model": "m", "message": {"role": "assistant", "content": "", "images": images},
+           "done": False}
+    with pytest.raises(ProtocolError, match="images"):
+        parse_chat_chunk(obj)
+
+
+def test_the_accumulator_never_reads_a_reply_image_as_a_path(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    (tmp_path / "aGk=").write_bytes(b"a file named like the base64 of 'hi'")
+    monkeypatch.chdir(tmp_path)
+    acc = ChatAccumulator()
+    acc.add(parse_chat_chunk({"model": "m", "done": True,
+                              "message": {"role": "assistant", "content": "", "images": ["aGk="]}}))
+    assert acc.result().message.images == ("aGk=",)
+
+
+# -- chat: truncate and shift ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("truncate", "shift"), [(False, None), (None, False), (True, True)])
+def test_truncate_and_shift_are_sent_only_when_set(truncate: bool | None,
+                                                    shift: bool | None) -> None:
+    body = build_chat_request("m", USER, truncate=truncate, shift=shift)
+    assert body.get("truncate") == truncate and body.get("shift") == shift
+    assert ("truncate" in body) is (truncate is not None)
+    assert ("shift" in body) is (shift is not None)
+
+
+@pytest.mark.parametrize("name", ["truncate", "shift"])
+@pytest.mark.parametrize("value", [0, 1, "false", "yes"])
+def test_truncate_and_shift_must_be_bools(name: str, value: object) -> None:
+    with pytest.raises(TypeError, match=f"{name} must be a bool"):
+        AsyncOllama("http://127.0.0.1:9").chat("m", USER, **{name: value})  # type: ignore[arg-type]
+
+
+async def test_truncate_false_gets_the_servers_context_error() -> None:
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    request = recorded_request("chat_truncate_false_overflow")
+    async with (serving([recorded("chat_truncate_false_overflow")], seen) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        with pytest.raises(ResponseError) as info:
+            await client.chat("tiny", request["messages"], truncate=False,
+                              options=request["options"]).result()
+    assert seen[0][1] is not None and seen[0][1]["truncate"] is False
+    assert info.value.status_code == 400
+    assert info.value.error == "the input length exceeds the context length"
+
+
+async def test_truncate_and_shift_reach_the_fake(fake: FakeOllama, client: AsyncOllama) -> None:
+    await client.chat("qwen3", USER, truncate=False, shift=False).result()
+    assert fake.requests[-1]["truncate"] is False and fake.requests[-1]["shift"] is False
