@@ -199,16 +199,20 @@ class AsyncOllama:
         think: bool | str | None = None,
         logprobs: bool | None = None,
         top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
     ) -> GenerateStream:
         """Stream a completion from `POST /api/generate`. Arguments are checked now; nothing is sent
-        until the stream is iterated. Images may be bytes, paths, or base64 strs. None = not
-        sent."""
+        until the stream is iterated. Images may be bytes, paths, or base64 strs; `truncate` and
+        `shift` as for chat. None = not sent. Tool calls the model's built-in parser finds come in
+        the final chunk's (and the result's) `tool_calls`."""
         from .endpoints import GenerateAccumulator, build_generate_request, parse_generate_chunk
 
         body = build_generate_request(model, prompt, suffix=suffix, system=system,
                                       template=template, context=context, raw=raw, images=images,
                                       format=format, options=options, keep_alive=keep_alive,
-                                      think=think, logprobs=logprobs, top_logprobs=top_logprobs)
+                                      think=think, logprobs=logprobs, top_logprobs=top_logprobs,
+                                      truncate=truncate, shift=shift)
         return GenerateStream(self._exchange("/api/generate", orjson.dumps(body), model,
                                              parse=parse_generate_chunk,
                                              acc=GenerateAccumulator()))
@@ -245,14 +249,20 @@ class AsyncOllama:
         parameters: Mapping[str, Any] | None = None,
         messages: Sequence[Message | dict[str, Any]] | None = None,
         quantize: str | None = None,
+        renderer: str | None = None,
+        parser: str | None = None,
+        requires: str | None = None,
     ) -> ProgressStream:
         """Create a model from another (`from_`) or from uploaded blobs (`files`: name -> digest,
-        see `create_blob`): a stream of Progress lines ending in `success`."""
+        see `create_blob`): a stream of Progress lines ending in `success`. `renderer` and
+        `parser` name the built-in prompt renderer and output parser to use instead of a template
+        (such as "qwen3-coder"); `requires` is the oldest Ollama version the model needs."""
         from .endpoints import build_create_request
 
         body = build_create_request(model, from_=from_, files=files, adapters=adapters,
                                     template=template, license=license, system=system,
-                                    parameters=parameters, messages=messages, quantize=quantize)
+                                    parameters=parameters, messages=messages, quantize=quantize,
+                                    renderer=renderer, parser=parser, requires=requires)
         return self._progress("/api/create", model, body)
 
     # -- plain request/response endpoints ---------------------------------------------------------
@@ -281,11 +291,15 @@ class AsyncOllama:
 
         return parse_list(await self._json("GET", "/api/tags"))
 
-    async def show(self, model: str, *, verbose: bool = False) -> ShowResult:
-        """A model's details, template, parameters and capabilities (`POST /api/show`)."""
+    async def show(self, model: str, *, verbose: bool = False, system: str | None = None,
+                   options: Mapping[str, Any] | None = None) -> ShowResult:
+        """A model's details, template, parameters and capabilities (`POST /api/show`). `system`
+        shows the model with that system prompt instead of its own (in `.system` and the
+        modelfile), `options` with those parameters over its own (in the modelfile's PARAMETER
+        lines; `.parameters` stays the model's). `verbose` adds the tensors and long arrays."""
         from .endpoints import build_show_request, parse_show
 
-        body = build_show_request(model, verbose=verbose)
+        body = build_show_request(model, verbose=verbose, system=system, options=options)
         return parse_show(await self._json("POST", "/api/show", body, model))
 
     async def ps(self) -> PsResult:

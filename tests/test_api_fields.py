@@ -235,3 +235,169 @@ async def test_truncate_false_gets_the_servers_context_error() -> None:
 async def test_truncate_and_shift_reach_the_fake(fake: FakeOllama, client: AsyncOllama) -> None:
     await client.chat("qwen3", USER, truncate=False, shift=False).result()
     assert fake.requests[-1]["truncate"] is False and fake.requests[-1]["shift"] is False
+
+
+# -- generate: tool_calls, .raw, remote fields, truncate and shift --------------------------------
+
+async def test_generate_result_keeps_the_final_chunk_as_raw() -> None:
+    status, content_type, body = recorded("generate_think")
+    async with (serving([(status, content_type, body)], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        result = await client.generate("tiny-think", "hi", think=True).result()
+    assert result.raw == orjson.loads(body.splitlines()[-1])
+    assert result.raw["context"] == result.context
+    assert (result.thinking, result.response) == ("Let me think", "Hello world!")
+    assert result.tool_calls == () and result.remote_model is None
+
+
+def generate_lines(final: dict[str, Any]) -> bytes:
+    """GenerateResponse's field order: model, remote_*, created_at, response, done, done_reason,
+    context, metrics, tool_calls."""
+    head = {"model": "qwen3", "created_at": "2026-08-21T10:00:00.1Z"}
+    return lines({**head, "response": "", "thinking": "Weather.", "done": False},
+                 {**head, "response": "", "done": True, "done_reason": "stop", "context": [1, 2],
+                  "eval_count": 3, **final})
+
+
+GO_CALL = {"function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}
+
+
+async def test_generate_tool_calls_on_chunks_and_result() -> None:
+    from ollama_stream import GenerateChunk, ToolCall
+
+    async with (serving([(200, NDJSON, generate_lines({"tool_calls": [GO_CALL]}))], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        stream = client.generate("qwen3", "weather in Paris?")
+        chunks: list[GenerateChunk] = [chunk async for chunk in stream]
+        result = await stream.result()
+    call = ToolCall("get_weather", {"city": "Paris"}, None, 0)
+    assert [c.tool_calls for c in chunks] == [(), (call,)]
+    assert result.tool_calls == (call,) and result.thinking == "Weather."
+
+
+async def test_generate_tool_calls_from_the_fake(fake: FakeOllama, client: AsyncOllama) -> None:
+    from ollama_stream import ToolCall
+
+    fake.queue_reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"})])
+    result = await client.generate("qwen3", "weather in Paris?", truncate=False,
+                                   shift=True).result()
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("get_weather",
+                                                                    {"city": "Paris"})]
+    assert result.raw["done"] is True and "tool_calls" in result.raw
+    assert fake.requests[-1]["truncate"] is False and fake.requests[-1]["shift"] is True
+
+
+async def test_generate_remote_fields() -> None:
+    async with (serving([(200, NDJSON, generate_lines(REMOTE))], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        result = await client.generate("qwen3", "hi").result()
+    assert (result.remote_model, result.remote_host) == tuple(REMOTE.values())
+
+
+@pytest.mark.parametrize("calls", [{"name": "f"}, "f", [{"function": "f"}]])
+def test_generate_tool_calls_of_the_wrong_shape_are_a_protocol_error(calls: object) -> None:
+    from ollama_stream.endpoints import parse_generate_chunk
+
+    with pytest.raises(ProtocolError, match=r"tool_calls|tool call"):
+        parse_generate_chunk({"model": "m", "response": "", "done": True, "tool_calls": calls})
+
+
+def test_generate_request_truncate_and_shift() -> None:
+    from ollama_stream.endpoints import build_generate_request
+
+    body = build_generate_request("m", "hi", truncate=False, shift=False)
+    assert body["truncate"] is False and body["shift"] is False
+    assert "truncate" not in build_generate_request("m", "hi")
+    with pytest.raises(TypeError, match="shift must be a bool"):
+        build_generate_request("m", "hi", shift="no")  # type: ignore[arg-type]
+
+
+# -- tags, ps, show: .raw and the fields of today's server ----------------------------------------
+
+async def test_list_and_ps_keep_the_answer_as_raw() -> None:
+    answers = [recorded("tags"), recorded("ps_loaded")]
+    async with serving(answers, []) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        listed, running = await client.list(), await client.ps()
+    assert listed.raw == orjson.loads(answers[0][2]) and running.raw == orjson.loads(answers[1][2])
+    assert [m.name for m in listed.models] == ["tiny-think:latest", "tiny:latest"]
+    assert listed.models[0].capabilities == () and listed.models[0].details.context_length is None
+    assert running.models[0].context_length == 2048
+
+
+async def test_tags_of_a_newer_server_capabilities_lengths_and_remote_models() -> None:
+    tags = {"models": [
+        {"name": "qwen3:latest", "model": "qwen3:latest",
+         "modified_at": "2026-08-21T12:00:00+02:00", "size": 5, "digest": "d",
+         "details": {"parent_model": "", "format": "gguf", "family": "qwen3", "families": None,
+                     "parameter_size": "8.2B", "quantization_level": "Q4_K_M",
+                     "context_length": 40960, "embedding_length": 4096},
+         "capabilities": ["completion", "tools", "thinking"]},
+        {"name": "gpt-oss:120b-cloud", "model": "gpt-oss:120b-cloud", **REMOTE,
+         "modified_at": "2026-08-21T12:00:00+02:00", "size": 384, "digest": "e",
+         "details": {"parent_model": "", "format": "", "family": "", "families": None,
+                     "parameter_size": "", "quantization_level": ""}}]}
+    async with (serving([(200, JSON, orjson.dumps(tags))], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        local, remote = (await client.list()).models
+    assert local.capabilities == ("completion", "tools", "thinking")
+    assert (local.details.context_length, local.details.embedding_length) == (40960, 4096)
+    assert local.details.families == () and local.remote_model is None
+    assert (remote.remote_model, remote.remote_host) == tuple(REMOTE.values())
+
+
+async def test_show_sends_system_and_options_and_keeps_the_answer_as_raw() -> None:
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    answer = recorded("show_tiny_think")
+    async with serving([answer], seen) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        info = await client.show("tiny-think", system="Be terse.", options={"num_ctx": 8192})
+    assert seen == [("POST /api/show", {"model": "tiny-think", "system": "Be terse.",
+                                        "options": {"num_ctx": 8192}})]
+    assert info.raw == orjson.loads(answer[2])
+    assert info.capabilities == ("completion", "tools", "thinking")
+    assert (info.renderer, info.parser, info.requires, info.messages) == ("", "", "", ())
+
+
+async def test_show_of_a_newer_server_renderer_parser_requires_messages_remote() -> None:
+    answer = {"modelfile": "FROM qwen3-coder\n", "parameters": "", "template": "",
+              "system": "Be terse.", "renderer": "qwen3-coder", "parser": "qwen3-coder",
+              "details": {"family": "qwen3moe"},
+              "messages": [{"role": "user", "content": "hi"},
+                           {"role": "assistant", "content": "Hello!"}],
+              **REMOTE, "model_info": {}, "capabilities": ["completion", "tools"],
+              "modified_at": "2026-08-21T12:00:00+02:00", "requires": "0.12.0"}
+    async with (serving([(200, JSON, orjson.dumps(answer))], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        info = await client.show("qwen3-coder")
+    assert (info.renderer, info.parser, info.requires) == ("qwen3-coder", "qwen3-coder", "0.12.0")
+    assert info.messages == (Message("user", "hi"), Message("assistant", "Hello!"))
+    assert (info.remote_model, info.remote_host, info.system) == (*REMOTE.values(), "Be terse.")
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"system": 1}, "system must be a str"), ({"options": [("num_ctx", 1)]}, "options must be"),
+])
+async def test_show_arguments_are_checked_before_any_io(kwargs: dict[str, Any], error: str,
+                                                        fake: FakeOllama,
+                                                        client: AsyncOllama) -> None:
+    with pytest.raises(TypeError, match=error):
+        await client.show("qwen3", **kwargs)
+    assert fake.received == []
+
+
+async def test_show_from_the_fake_with_system(client: AsyncOllama) -> None:
+    info = await client.show("qwen3", system="Be terse.")
+    assert info.raw and isinstance(info.system, str)
+
+
+# -- create: renderer, parser, requires -----------------------------------------------------------
+
+async def test_create_sends_renderer_parser_and_requires(fake: FakeOllama,
+                                                          client: AsyncOllama) -> None:
+    progress = client.create("coder", from_="qwen3", renderer="qwen3-coder",
+                             parser="qwen3-coder", requires="0.12.0")
+    assert await progress.result() == "success"
+    body = next(r.body for r in fake.received if r.path == "/api/create")
+    assert (body["renderer"], body["parser"], body["requires"]) == ("qwen3-coder",
+                                                                    "qwen3-coder", "0.12.0")
+    with pytest.raises(TypeError, match="renderer must be a str"):
+        client.create("coder", from_="qwen3", renderer=1)  # type: ignore[arg-type]
