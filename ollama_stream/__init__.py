@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .agent import ToolLoop
     from .backends import ChatBackend, ChatRequest, infer_provider
     from .endpoints import (
+        CloudStatus,
+        EmbeddingsResult,
         EmbedResult,
         GenerateChunk,
         GenerateResult,
@@ -42,6 +44,10 @@ if TYPE_CHECKING:
         PsResult,
         RunningModel,
         ShowResult,
+        StatusResult,
+        WebFetchResult,
+        WebSearchHit,
+        WebSearchResult,
     )
     from .settings import Settings, client_for
     from .sync import Ollama, SyncChatStream, SyncGenerateStream, SyncProgressStream, SyncToolLoop
@@ -53,8 +59,10 @@ _LAZY = {
     **dict.fromkeys(["Ollama", "SyncChatStream", "SyncGenerateStream", "SyncProgressStream",
                      "SyncToolLoop"], "sync"),
     "ToolLoop": "agent", "Tool": "tools", "ToolResult": "tools",
-    **dict.fromkeys(["EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails",
-                     "ModelInfo", "Progress", "PsResult", "RunningModel", "ShowResult"],
+    **dict.fromkeys(["CloudStatus", "EmbedResult", "EmbeddingsResult", "GenerateChunk",
+                     "GenerateResult", "ListResult", "ModelDetails", "ModelInfo", "Progress",
+                     "PsResult", "RunningModel", "ShowResult", "StatusResult", "WebFetchResult",
+                     "WebSearchHit", "WebSearchResult"],
                     "endpoints"),
     **dict.fromkeys(["ChatBackend", "ChatRequest", "infer_provider"], "backends"),
     **dict.fromkeys(["Settings", "client_for"], "settings"),
@@ -79,7 +87,9 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "ChatStream",
+    "CloudStatus",
     "EmbedResult",
+    "EmbeddingsResult",
     "GenerateChunk",
     "GenerateResult",
     "GenerateStream",
@@ -104,6 +114,7 @@ __all__ = [
     "RunningModel",
     "Settings",
     "ShowResult",
+    "StatusResult",
     "StreamError",
     "StreamInterrupted",
     "SyncChatStream",
@@ -116,6 +127,9 @@ __all__ = [
     "ToolError",
     "ToolLoop",
     "ToolResult",
+    "WebFetchResult",
+    "WebSearchHit",
+    "WebSearchResult",
     "__version__",
     "client_for",
     "infer_provider",

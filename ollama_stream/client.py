@@ -2,7 +2,8 @@
 of Ollama's native API. The exchanges themselves are the lower rooms' work: `_http` sends and maps
 errors, `_retry` retries, `_watchdog` times the phases, `streams` reads the streams.
 
-Also here: NativeBackend, the native path as a ChatBackend object (it wraps an AsyncOllama).
+Also here: NativeBackend, the native path as a ChatBackend object (it wraps an AsyncOllama). It is
+longer than 450 lines because it has one method per endpoint, twenty of them, each short and alike.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from .types import ChatChunk, Message
 if TYPE_CHECKING:
     from .agent import ToolLoop
     from .backends import ChatBackend, ChatRequest
-    from .endpoints import EmbedResult, ListResult, PsResult, ShowResult
+    from .endpoints import (
+        EmbeddingsResult,
+        EmbedResult,
+        ListResult,
+        PsResult,
+        ShowResult,
+        StatusResult,
+        WebFetchResult,
+        WebSearchResult,
+    )
 
 __all__ = ["AsyncOllama", "ChatStream", "GenerateStream", "NativeBackend", "ProgressStream"]
 
@@ -285,6 +295,22 @@ class AsyncOllama:
                                    keep_alive=keep_alive, options=options)
         return parse_embed(await self._json("POST", "/api/embed", body, model))
 
+    async def embeddings(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        keep_alive: float | str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> EmbeddingsResult:
+        """Deprecated: use `embed`. One prompt's embedding from the legacy `POST /api/embeddings`,
+        not normalised (`embed`'s are), for code whose stored vectors came from this endpoint. An
+        empty prompt only loads the model (the embedding is then empty)."""
+        from .endpoints import build_embeddings_request, parse_embeddings
+
+        body = build_embeddings_request(model, prompt, keep_alive=keep_alive, options=options)
+        return parse_embeddings(await self._json("POST", "/api/embeddings", body, model))
+
     async def list(self) -> ListResult:
         """The models on the server (`GET /api/tags`)."""
         from .endpoints import parse_list
@@ -315,6 +341,57 @@ class AsyncOllama:
             raise ProtocolError(f"{self.host}/api/version did not give a version string: "
                                 f"{version!r}")
         return version
+
+    async def status(self) -> StatusResult:
+        """The server's cloud status (`GET /api/status`, v0.16.2+): whether ollama.com's cloud
+        models and web search are disabled here, and by what."""
+        from .endpoints import parse_status
+
+        return parse_status(await self._needs("v0.16.2", "GET", "/api/status"))
+
+    async def web_search(self, query: str, max_results: int | None = None) -> WebSearchResult:
+        """Search the web through Ollama's web search (v0.18.0+): a local server forwards the query
+        to ollama.com, signed with its own key (sign in with `ollama signin`); with host
+        ollama.com the call goes there directly and needs OLLAMA_API_KEY. `max_results`: the
+        service's default is 5, its limit 10."""
+        from .endpoints import build_web_search_request, parse_web_search
+
+        body = build_web_search_request(query, max_results)
+        return parse_web_search(await self._web("web_search", body))
+
+    async def web_fetch(self, url: str) -> WebFetchResult:
+        """Fetch one web page's title, main text and links through Ollama's web fetch (v0.18.0+),
+        the same way as `web_search`."""
+        from .endpoints import build_web_fetch_request, parse_web_fetch
+
+        return parse_web_fetch(await self._web("web_fetch", build_web_fetch_request(url)))
+
+    async def _web(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A web search or fetch: at ollama.com with the API key, else through the local server
+        (which drops any Authorization header and signs the call itself)."""
+        from .config import is_hosted_service
+
+        if not is_hosted_service(self.host):
+            return await self._needs("v0.18.0", "POST", f"/api/experimental/{name}", body)
+        if not any(header.lower() == "authorization" for header in self._headers):
+            raise ValueError(
+                f"{name} at {self.host} (Ollama's hosted API) needs an API key: set "
+                "OLLAMA_API_KEY (create one at https://ollama.com/settings/keys) before creating "
+                "the client, or pass headers={'Authorization': 'Bearer <key>'}; or point host at "
+                "a local Ollama server that is signed in (`ollama signin`)"
+            )
+        return await self._json("POST", f"/api/{name}", body)
+
+    async def _needs(self, version: str, method: str, path: str,
+                     body: Any = None) -> dict[str, Any]:
+        """`_json` for an endpoint added in `version`: an older server's 404 says so."""
+        try:
+            return await self._json(method, path, body)
+        except ResponseError as exc:
+            if exc.status_code == 404 and "page not found" in exc.error:
+                exc.args = (f"{exc.message} ({path} is new in Ollama {version}: update the "
+                            "server)",)
+            raise
 
     async def delete(self, model: str) -> None:
         """Delete a model from the server (`DELETE /api/delete`); ModelNotFoundError when it is not

@@ -1,10 +1,10 @@
-"""The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed,
-tags, show and ps, their parsers and accumulators, and the request builder of every endpoint but
-chat.
+"""The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed
+and embeddings, tags, show, ps, status and web search/fetch, their parsers and accumulators, and
+the request builder of every endpoint but chat.
 
 Kept apart from the chat core so that `import ollama_stream` does not pay for them; the client
 imports this module the first time one of these endpoints is used. It is longer than 450 lines
-because it holds eleven endpoints in one import: each one's part is short, and they are alike.
+because it holds sixteen endpoints in one import: each one's part is short, and they are alike.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ from .protocol import (
 from .types import Message, Metrics, ToolCall
 
 __all__ = [
-    "EmbedResult", "GenerateAccumulator", "GenerateChunk", "GenerateResult", "ListResult",
-    "ModelDetails", "ModelInfo", "Progress", "ProgressAccumulator", "PsResult", "RunningModel",
-    "ShowResult",
+    "CloudStatus", "EmbedResult", "EmbeddingsResult", "GenerateAccumulator", "GenerateChunk",
+    "GenerateResult", "ListResult", "ModelDetails", "ModelInfo", "Progress", "ProgressAccumulator",
+    "PsResult", "RunningModel", "ShowResult", "StatusResult", "WebFetchResult", "WebSearchHit",
+    "WebSearchResult",
     "build_copy_request", "build_create_request", "build_delete_request", "build_embed_request",
-    "build_generate_request", "build_show_request", "build_transfer_request", "check_digest",
-    "parse_details", "parse_embed", "parse_generate_chunk", "parse_list", "parse_progress",
-    "parse_ps", "parse_show",
+    "build_embeddings_request", "build_generate_request", "build_show_request",
+    "build_transfer_request", "build_web_fetch_request", "build_web_search_request",
+    "check_digest", "parse_details", "parse_embed", "parse_embeddings", "parse_generate_chunk",
+    "parse_list", "parse_progress", "parse_ps", "parse_show", "parse_status", "parse_web_fetch",
+    "parse_web_search",
 ]
 
 
@@ -198,6 +201,60 @@ class ShowResult:
     remote_host: str | None = None
 
 
+@dataclass(slots=True)
+class CloudStatus:
+    """Whether this server may use ollama.com's cloud: `disabled` (OLLAMA_NO_CLOUD), and what
+    decided it, `source`: none, env, config or both."""
+
+    disabled: bool = False
+    source: str = ""
+
+
+@dataclass(slots=True)
+class StatusResult:
+    """`/api/status` (v0.16.2+): the server's cloud status; `raw` is the decoded answer."""
+
+    cloud: CloudStatus
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WebSearchHit:
+    """One result of a web search: the page's title, its URL and a relevant part of its text."""
+
+    title: str
+    url: str
+    content: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WebSearchResult:
+    """A web search's results, best first; `raw` is the decoded answer."""
+
+    results: list[WebSearchHit]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WebFetchResult:
+    """A fetched web page: its title, its main text and the links found in it."""
+
+    title: str
+    content: str
+    links: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EmbeddingsResult:
+    """The legacy `/api/embeddings`: one embedding of one prompt, not normalised (unlike
+    `/api/embed`'s); empty when the prompt was empty (the model was only loaded)."""
+
+    embedding: list[float]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
 def _get(obj: dict[str, Any], name: str, kind: type, default: Any) -> Any:
     """A field of a response, tolerant of absence (and null), strict about its type."""
     value = obj.get(name)
@@ -339,6 +396,32 @@ def parse_embed(obj: dict[str, Any]) -> EmbedResult:
     """`POST /api/embed`: embeddings as lists of floats."""
     embeddings = [_vector(vector, "embeddings[]") for vector in _get(obj, "embeddings", list, [])]
     return EmbedResult(_get(obj, "model", str, ""), embeddings, parse_metrics(obj), obj)
+
+
+def parse_embeddings(obj: dict[str, Any]) -> EmbeddingsResult:
+    """The legacy `POST /api/embeddings`: one vector (null or [] when the prompt was empty)."""
+    embedding = obj.get("embedding")
+    return EmbeddingsResult([] if embedding is None else _vector(embedding, "embedding"), obj)
+
+
+def parse_status(obj: dict[str, Any]) -> StatusResult:
+    """`GET /api/status`."""
+    cloud = _get(obj, "cloud", dict, {})
+    return StatusResult(CloudStatus(_get(cloud, "disabled", bool, False),
+                                    _get(cloud, "source", str, "")), obj)
+
+
+def parse_web_search(obj: dict[str, Any]) -> WebSearchResult:
+    """`POST /api/experimental/web_search` (or ollama.com's `/api/web_search`)."""
+    return WebSearchResult([WebSearchHit(_get(hit, "title", str, ""), _get(hit, "url", str, ""),
+                                         _get(hit, "content", str, ""), hit)
+                            for hit in _objects(obj, "results")], obj)
+
+
+def parse_web_fetch(obj: dict[str, Any]) -> WebFetchResult:
+    """`POST /api/experimental/web_fetch` (or ollama.com's `/api/web_fetch`)."""
+    return WebFetchResult(_get(obj, "title", str, ""), _get(obj, "content", str, ""),
+                          _strings(obj, "links"), obj)
 
 
 class GenerateAccumulator:
@@ -514,6 +597,38 @@ def build_create_request(
                          "create_blob)")
     body["stream"] = True
     return body
+
+
+def build_embeddings_request(model: str, prompt: str, *, keep_alive: float | str | None = None,
+                             options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of a legacy `/api/embeddings` call: one prompt (an empty one only loads the
+    model)."""
+    body: dict[str, Any] = {"model": check_model(model)}
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str (one text; embed() takes several), "
+                        f"not {type(prompt).__name__}")
+    body["prompt"] = prompt
+    _add_generation_options(body, think=None, format=None, options=options,
+                            keep_alive=keep_alive, logprobs=None, top_logprobs=None)
+    return body
+
+
+def build_web_search_request(query: str, max_results: int | None = None) -> dict[str, Any]:
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"query must be a non-empty str, got {query!r}")
+    body: dict[str, Any] = {"query": query}
+    if max_results is not None:
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+            raise ValueError(f"max_results must be a positive int (the service's default is 5, "
+                             f"its limit 10), got {max_results!r}")
+        body["max_results"] = max_results
+    return body
+
+
+def build_web_fetch_request(url: str) -> dict[str, Any]:
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"url must be a non-empty str such as 'https://ollama.com', got {url!r}")
+    return {"url": url}
 
 
 def build_transfer_request(model: str, *, insecure: bool = False) -> dict[str, Any]:

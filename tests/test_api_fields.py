@@ -49,20 +49,22 @@ def lines(*objects: dict[str, Any]) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def serving(answers: Sequence[Answer],
-                  seen: list[tuple[str, dict[str, Any] | None]]) -> AsyncIterator[str]:
+async def serving(answers: Sequence[Answer], seen: list[tuple[str, dict[str, Any] | None]],
+                  headers: list[dict[str, str]] | None = None) -> AsyncIterator[str]:
     """A byte-level server giving `answers` in turn, one HTTP chunk per line (as Ollama flushes);
-    records each request as (method and path, decoded body)."""
+    records each request as (method and path, decoded body), and its headers in `headers`."""
     queue = list(answers)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
-                line, _headers, body = await read_request(reader)
+                line, received, body = await read_request(reader)
             except asyncio.IncompleteReadError:
                 return
             method, path, _ = line.decode().split(" ", 2)
             seen.append((f"{method} {path}", orjson.loads(body) if body else None))
+            if headers is not None:
+                headers.append(received)
             status, content_type, data = queue.pop(0)
             writer.write(response_head(status, content_type))
             for piece in data.splitlines(keepends=True):
@@ -401,3 +403,183 @@ async def test_create_sends_renderer_parser_and_requires(fake: FakeOllama,
                                                                     "qwen3-coder", "0.12.0")
     with pytest.raises(TypeError, match="renderer must be a str"):
         client.create("coder", from_="qwen3", renderer=1)  # type: ignore[arg-type]
+
+
+# -- status ---------------------------------------------------------------------------------------
+
+GIN_404 = (404, "text/plain", b"404 page not found")
+
+
+async def test_status_is_typed() -> None:
+    from ollama_stream import CloudStatus, StatusResult
+
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    answer = b'{"cloud":{"disabled":true,"source":"env"}}'
+    async with (serving([(200, JSON, answer)], seen) as url,
+                AsyncOllama(url, retry=NO_WAIT) as client):
+        status = await client.status()
+    assert seen == [("GET /api/status", None)]
+    assert status == StatusResult(CloudStatus(True, "env"), orjson.loads(answer))
+
+
+@pytest.mark.parametrize(("call", "path", "version"), [
+    (lambda c: c.status(), "/api/status", "v0.16.2"),
+    (lambda c: c.web_search("ollama"), "/api/experimental/web_search", "v0.18.0"),
+    (lambda c: c.web_fetch("https://ollama.com"), "/api/experimental/web_fetch", "v0.18.0"),
+])
+async def test_an_older_server_says_which_version_added_the_endpoint(call: Any, path: str,
+                                                                    version: str) -> None:
+    async with serving([GIN_404], []) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        with pytest.raises(ResponseError) as info:
+            await call(client)
+    assert info.value.status_code == 404
+    assert path in str(info.value) and f"new in Ollama {version}" in str(info.value)
+
+
+# -- web search and fetch -------------------------------------------------------------------------
+
+SEARCH = {"results": [{"title": "Ollama", "url": "https://ollama.com/",
+                       "content": "Cloud models are now available..."},
+                      {"title": "GitHub", "url": "https://github.com/ollama/ollama",
+                       "content": "Get up and running."}]}
+FETCH = {"title": "Ollama", "content": "Cloud models are now available...",
+         "links": ["https://ollama.com/models", "https://github.com/ollama/ollama"]}
+
+
+async def test_web_search_and_fetch_through_a_local_server(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from ollama_stream import WebFetchResult, WebSearchHit, WebSearchResult
+
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)  # a local server signs the calls itself
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    answers = [(200, JSON, orjson.dumps(SEARCH)), (200, JSON, orjson.dumps(FETCH))]
+    async with serving(answers, seen) as url, AsyncOllama(url, retry=NO_WAIT) as client:
+        found = await client.web_search("what is ollama?", max_results=2)
+        page = await client.web_fetch("ollama.com")
+    assert seen == [("POST /api/experimental/web_search", {"query": "what is ollama?",
+                                                           "max_results": 2}),
+                    ("POST /api/experimental/web_fetch", {"url": "ollama.com"})]
+    hits = [WebSearchHit(**hit, raw=hit) for hit in SEARCH["results"]]
+    assert found == WebSearchResult(hits, SEARCH)
+    assert page == WebFetchResult("Ollama", FETCH["content"], tuple(FETCH["links"]), FETCH)
+
+
+@contextlib.contextmanager
+def hosted(url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Take the loopback server at `url` for ollama.com (never reach the real one)."""
+    import ollama_stream.config as config
+
+    monkeypatch.setattr(config, "is_hosted_service", lambda base: base == url)
+    yield
+
+
+async def test_web_search_and_fetch_at_the_hosted_service_send_the_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_API_KEY", "sk-test")
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    headers: list[dict[str, str]] = []
+    answers = [(200, JSON, orjson.dumps(SEARCH)), (200, JSON, orjson.dumps(FETCH))]
+    async with serving(answers, seen, headers) as url:
+        with hosted(url, monkeypatch):
+            async with AsyncOllama(url, retry=NO_WAIT) as client:
+                assert (await client.web_search("q")).results[0].title == "Ollama"
+                assert (await client.web_fetch("https://ollama.com")).links
+    assert [path for path, _ in seen] == ["POST /api/web_search", "POST /api/web_fetch"]
+    assert [h["authorization"] for h in headers] == ["Bearer sk-test"] * 2
+
+
+@pytest.fixture
+def no_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ollama_stream._http import Transport
+
+    async def refuse(self: Transport) -> None:
+        raise AssertionError(f"a request was about to go to {self.host}")
+
+    monkeypatch.setattr(Transport, "session", refuse)
+
+
+@pytest.mark.parametrize("call", [lambda c: c.web_search("q"), lambda c: c.web_fetch("u")])
+@pytest.mark.parametrize("host", ["ollama.com", "https://ollama.com", "OLLAMA.COM/"])
+async def test_the_hosted_service_without_a_key_is_a_value_error_before_any_io(
+        call: Any, host: str, monkeypatch: pytest.MonkeyPatch, no_io: None) -> None:
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    async with AsyncOllama(host) as client:
+        with pytest.raises(ValueError, match="OLLAMA_API_KEY") as info:
+            await call(client)
+    assert "https://ollama.com:443" in str(info.value).lower()
+    assert "ollama signin" in str(info.value)
+
+
+def test_the_blocking_twin_raises_the_same(monkeypatch: pytest.MonkeyPatch, no_io: None) -> None:
+    from ollama_stream import Ollama
+
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    with Ollama("ollama.com") as client, pytest.raises(ValueError, match="OLLAMA_API_KEY"):
+        client.web_search("q", max_results=3)
+
+
+async def test_an_authorization_header_is_a_key_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    async with serving([(200, JSON, orjson.dumps(FETCH))], seen) as url:
+        with hosted(url, monkeypatch):
+            async with AsyncOllama(url, headers={"authorization": "Bearer k"}) as client:
+                await client.web_fetch("https://ollama.com")
+    assert seen == [("POST /api/web_fetch", {"url": "https://ollama.com"})]
+
+
+@pytest.mark.parametrize(("args", "error"), [
+    (("",), "query must be a non-empty str"), ((" ",), "query"), ((1,), "query"),
+    (("q", 0), "max_results must be a positive int"), (("q", True), "max_results"),
+    (("q", "5"), "max_results"),
+])
+async def test_web_search_arguments_are_checked_before_any_io(args: tuple[Any, ...], error: str,
+                                                              no_io: None) -> None:
+    async with AsyncOllama("http://127.0.0.1:9") as client:
+        with pytest.raises(ValueError, match=error):
+            await client.web_search(*args)
+        with pytest.raises(ValueError, match="url must be a non-empty str"):
+            await client.web_fetch("")
+
+
+# -- the legacy /api/embeddings -------------------------------------------------------------------
+
+async def test_embeddings_posts_one_prompt_and_types_the_vector() -> None:
+    from ollama_stream import AsyncOllama as Client
+    from ollama_stream import EmbeddingsResult
+
+    seen: list[tuple[str, dict[str, Any] | None]] = []
+    answers = [(200, JSON, b'{"embedding":[0.5,-1.25,3]}'), (200, JSON, b'{"embedding":[]}')]
+    async with serving(answers, seen) as url, Client(url, retry=NO_WAIT) as client:
+        result = await client.embeddings("nomic-embed-text", "hello", keep_alive="1m",
+                                         options={"num_ctx": 512})
+        loaded = await client.embeddings("nomic-embed-text", "")
+    assert seen == [("POST /api/embeddings", {"model": "nomic-embed-text", "prompt": "hello",
+                                              "keep_alive": "1m", "options": {"num_ctx": 512}}),
+                    ("POST /api/embeddings", {"model": "nomic-embed-text", "prompt": ""})]
+    assert result == EmbeddingsResult([0.5, -1.25, 3.0], {"embedding": [0.5, -1.25, 3]})
+    assert all(type(x) is float for x in result.embedding) and loaded.embedding == []
+    doc = Client.embeddings.__doc__ or ""
+    assert doc.startswith("Deprecated: use `embed`") and "not normalised" in doc
+
+
+async def test_embeddings_of_an_unknown_model_and_bad_arguments(fake: FakeOllama,
+                                                                client: AsyncOllama) -> None:
+    from ollama_stream import ModelNotFoundError
+
+    with pytest.raises(TypeError, match="prompt must be a str"):
+        await client.embeddings("nomic-embed-text", ["a", "b"])  # type: ignore[arg-type]
+    assert fake.received == []
+    async with (serving([(404, JSON, b'{"error":"model \\"nope\\" not found, try pulling it '
+                                     b'first"}')], []) as url,
+                AsyncOllama(url, retry=NO_WAIT) as other):
+        with pytest.raises(ModelNotFoundError, match="nope"):
+            await other.embeddings("nope", "x")
+
+
+def test_embeddings_parser_tolerates_null_and_refuses_strings() -> None:
+    from ollama_stream.endpoints import parse_embeddings
+
+    assert parse_embeddings({"embedding": None}).embedding == []
+    with pytest.raises(ProtocolError, match="embedding"):
+        parse_embeddings({"embedding": "0.1,0.2"})
