@@ -583,3 +583,36 @@ def test_embeddings_parser_tolerates_null_and_refuses_strings() -> None:
     assert parse_embeddings({"embedding": None}).embedding == []
     with pytest.raises(ProtocolError, match="embedding"):
         parse_embeddings({"embedding": "0.1,0.2"})
+
+
+# -- against FakeOllama: what it serves today ------------------------------------------------------
+
+async def test_any_role_and_stored_keys_against_the_fake(fake: FakeOllama,
+                                                          client: AsyncOllama) -> None:
+    history = [{"role": "Developer", "content": "Be brief.", "id": "m1"},
+               {"role": "user", "content": "hi", "timestamp": 1767225600}]
+    result = await client.chat("qwen3", history).result()
+    assert fake.requests[-1]["messages"] == [{"role": "developer", "content": "Be brief."},
+                                             {"role": "user", "content": "hi"}]
+    assert result.raw["done"] is True and result.raw["done_reason"] == result.done_reason
+    assert result.raw["model"] == result.model
+
+
+async def test_truncate_and_shift_pass_through_the_native_backend(fake: FakeOllama) -> None:
+    from ollama_stream import NativeBackend
+
+    async with AsyncOllama(fake.url, backend=NativeBackend(fake.url)) as client:
+        await client.chat("qwen3", USER, truncate=False, shift=True).result()
+    assert fake.requests[-1]["truncate"] is False and fake.requests[-1]["shift"] is True
+
+
+def test_the_blocking_twins_take_the_same_arguments() -> None:
+    from ollama_stream import Ollama, ToolCall
+
+    with FakeOllama() as fake, Ollama(fake.url) as client:
+        fake.queue_reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"})])
+        result = client.generate("qwen3", "weather?", truncate=False).result()
+        assert [call.name for call in result.tool_calls] == ["get_weather"]
+        assert client.show("qwen3", system="Be terse.").raw
+        assert client.list().raw["models"] and isinstance(client.ps().raw, dict)
+    assert fake.requests[-1]["truncate"] is False
