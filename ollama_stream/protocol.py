@@ -211,25 +211,30 @@ def parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
     """Type one decoded `/api/chat` line.
     Raises StreamError for an error line, ProtocolError for wrong types."""
     # Fast path for the chunk that makes up nearly every stream: a thinking or content delta,
-    # nothing else. Everything it does not accept (the final chunk, tool calls, logprobs, errors,
-    # wrong types) goes through the careful parser below, which also words the errors.
+    # nothing else. Everything it does not accept (the final chunk, tool calls, images, logprobs,
+    # errors, wrong types, a missing model or created_at) goes through the careful parser below,
+    # which also words the errors.
     get = obj.get
     message = get("message")
     if type(message) is dict and get("done") is False:
         content = message.get("content", "")
         thinking = message.get("thinking", "")
-        model = get("model", "")
-        created_at = get("created_at", "")
-        # on every chunk of a proxied remote model, absent otherwise
-        remote_model = get("remote_model")
-        remote_host = get("remote_host")
+        model = get("model")
+        created_at = get("created_at")
         if (type(content) is str and type(thinking) is str and type(model) is str
                 and type(created_at) is str and "tool_calls" not in message
-                and "images" not in message and "logprobs" not in obj and "error" not in obj
-                and (remote_model is None or type(remote_model) is str)
-                and (remote_host is None or type(remote_host) is str)):
-            return ChatChunk(model, created_at, content, thinking, (), False, None, None, None, obj,
-                             (), remote_model or None, remote_host or None)
+                and "images" not in message):
+            if len(obj) == 4:  # model, created_at, message and done: nothing else to look for
+                return ChatChunk(model, created_at, content, thinking, (), False, None, None, None,
+                                 obj)
+            # a proxied remote model's deltas carry remote_model and remote_host on every line
+            remote_model = get("remote_model")
+            remote_host = get("remote_host")
+            if ("logprobs" not in obj and "error" not in obj
+                    and (remote_model is None or type(remote_model) is str)
+                    and (remote_host is None or type(remote_host) is str)):
+                return ChatChunk(model, created_at, content, thinking, (), False, None, None, None,
+                                 obj, (), remote_model or None, remote_host or None)
     return _parse_chat_chunk(obj)
 
 
