@@ -14,16 +14,21 @@ from ._version import __version__
 from .client import AsyncOllama, NativeBackend
 from .config import RetryPolicy, Timeouts
 from .errors import (
+    CapabilityError,
+    ContextLengthError,
     MaxRoundsError,
     ModelNotFoundError,
     OllamaConnectionError,
     OllamaError,
     OllamaTimeoutError,
+    PromptTruncatedWarning,
     ProtocolError,
+    ReplyTruncatedError,
     ResponseError,
     StreamError,
     StreamInterrupted,
     ToolError,
+    UnauthorizedError,
 )
 from .streams import ChatStream, GenerateStream, ProgressStream
 from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
@@ -82,12 +87,14 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncOllama",
+    "CapabilityError",
     "ChatBackend",
     "ChatChunk",
     "ChatRequest",
     "ChatResult",
     "ChatStream",
     "CloudStatus",
+    "ContextLengthError",
     "EmbedResult",
     "EmbeddingsResult",
     "GenerateChunk",
@@ -107,8 +114,10 @@ __all__ = [
     "OllamaTimeoutError",
     "Progress",
     "ProgressStream",
+    "PromptTruncatedWarning",
     "ProtocolError",
     "PsResult",
+    "ReplyTruncatedError",
     "ResponseError",
     "RetryPolicy",
     "RunningModel",
@@ -127,6 +136,7 @@ __all__ = [
     "ToolError",
     "ToolLoop",
     "ToolResult",
+    "UnauthorizedError",
     "WebFetchResult",
     "WebSearchHit",
     "WebSearchResult",

@@ -22,11 +22,11 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 import orjson
 
+from ._server_errors import error_for_status
 from ._version import __version__
 from ._watchdog import Expired, Watchdog
 from .config import RetryPolicy, Timeouts, parse_retry_after
 from .errors import (
-    ModelNotFoundError,
     OllamaConnectionError,
     OllamaError,
     OllamaTimeoutError,
@@ -47,31 +47,19 @@ Response = aiohttp.ClientResponse
 TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, Expired)
 
 _ERROR_BODY_LIMIT = 64 * 1024
-_STATUS_HINTS = {
-    400: "The server rejected the request: check the arguments (does the model support "
-         "think/tools?).",
-    401: "The server wants credentials: set OLLAMA_API_KEY or pass an Authorization header.",
-    403: "The server refused the request: check OLLAMA_ORIGINS on the server or the proxy's rules.",
-    408: "The server timed out reading the request; try again.",
-    429: "The server is rate-limiting; wait and try again.",
-    500: "The server failed: see the Ollama server log for the cause.",
-    502: "A proxy in front of Ollama could not reach it: check that Ollama is running behind it.",
-    503: "The server is busy (queue full); try again later, or raise OLLAMA_MAX_QUEUE on the "
-         "server.",
-    504: "A proxy in front of Ollama timed out waiting for it: check the server, or raise the "
-         "proxy's timeout.",
-}
 _TIMEOUT_WHAT = {
     "connect": "could not connect to",
     "first_chunk": "got no first chunk from",
     "idle": "got no new line from",
     "total": "did not finish the call to",
+    "pool": "found no free connection for",
     "drain": "did not see the end of",
 }
 _TIMEOUT_HINTS = {
     "connect": "Is the server reachable? Raise Timeouts(connect=...) for slow networks.",
-    "first_chunk": "The model may still be loading: raise Timeouts(first_chunk=...) or preload it "
-                   "with keep_alive.",
+    "first_chunk": "The model may still be loading: raise Timeouts(first_chunk=...), or load it "
+                   "first with client.load(model). Not retried: Ollama stops a load when its "
+                   "client leaves, so a retry would start the load again.",
     "idle": "The server stalled mid-reply; raise Timeouts(idle=...) if this model is slow.",
     "total": "Raise Timeouts(total=...) or set it to None for no overall limit.",
 }
@@ -98,17 +86,19 @@ class Exchange:
 
     `body` is bytes, or a zero-argument callable giving a fresh body for each attempt. With
     `backend` set, the chunks come from that ChatBackend (given `request`) instead of the server.
+    `num_ctx`, the window the request asked for, sizes errors and the prompt-truncation check.
     """
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
-                 "method", "model", "parse", "path", "request", "response", "retry", "rng", "sleep",
-                 "timeouts", "transport", "url", "watchdog")
+                 "method", "model", "num_ctx", "parse", "path", "request", "response", "retry",
+                 "rng", "sleep", "timeouts", "transport", "url", "watchdog")
 
     def __init__(self, transport: Transport, path: str, body: Any, model: str | None, *,
                  timeouts: Timeouts, retry: RetryPolicy, max_line_bytes: int,
                  sleep: Callable[[float], Awaitable[Any]], rng: random.Random,
                  method: str = "POST", parse: Callable[[dict[str, Any]], Any] = parse_chat_chunk,
-                 acc: _Accumulator | None = None, backend: Any = None, request: Any = None) -> None:
+                 acc: _Accumulator | None = None, backend: Any = None, request: Any = None,
+                 num_ctx: int | None = None) -> None:
         self.transport = transport
         self.path = path
         self.url = transport.host + path
@@ -120,7 +110,8 @@ class Exchange:
         self.sleep = sleep  # injectable, as `rng` is, so that retry tests do not wait
         self.rng = rng
         self.parse = parse
-        self.acc: _Accumulator = acc if acc is not None else ChatAccumulator()
+        self.num_ctx = num_ctx  # the context window the request asked for (options.num_ctx)
+        self.acc: _Accumulator = acc if acc is not None else ChatAccumulator(num_ctx)
         self.decoder = NDJSONDecoder(max_line_bytes)
         self.backend = backend
         self.request = request
@@ -201,9 +192,13 @@ class Transport:
             self._session = self._guard = None
         connector = aiohttp.TCPConnector(limit=self.pool_limit,
                                          **({"ssl": self.ssl} if self.ssl is not None else {}))
+        # A wait for a free connection is the watchdog's `pool` phase, not first_chunk time.
+        pool_wait = aiohttp.TraceConfig()
+        pool_wait.on_connection_queued_start.append(_queued)
+        pool_wait.on_connection_queued_end.append(_dequeued)
         session = aiohttp.ClientSession(connector=connector, headers=self.headers,
                                         timeout=aiohttp.ClientTimeout(total=None),
-                                        auto_decompress=True)
+                                        auto_decompress=False, trace_configs=[pool_wait])
         self._session, self._loop = session, loop
         # asyncio.run() finalizes live async generators before closing its loop: this one closes the
         # session then, so a client used across several asyncio.run() calls leaves no socket behind.
@@ -224,6 +219,18 @@ class Transport:
             await guard.aclose()
 
 
+async def _queued(session: Any, context: Any, params: Any) -> None:
+    watchdog = context.trace_request_ctx
+    if isinstance(watchdog, Watchdog):
+        watchdog.waiting_for_connection()
+
+
+async def _dequeued(session: Any, context: Any, params: Any) -> None:
+    watchdog = context.trace_request_ctx
+    if isinstance(watchdog, Watchdog):
+        watchdog.connection_free()
+
+
 async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
     try:
         yield
@@ -233,15 +240,23 @@ async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[Non
 
 
 def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Our headers, OLLAMA_API_KEY as a bearer token when set, then the caller's (checked)."""
+    """Our headers, OLLAMA_API_KEY as a bearer token when set, then the caller's (checked).
+
+    Names match without regard to case, so a caller's `user-agent` replaces ours instead of going
+    out beside it (an explicit User-Agent, Accept or Authorization wins); Content-Type stays
+    application/json, the only type Ollama's API reads, and Accept-Encoding identity: another
+    value of either is a ValueError.
+    """
     out = {
         "User-Agent": f"ollama-stream/{__version__}",
         "Content-Type": "application/json",
         "Accept": "application/x-ndjson, application/json",
+        "Accept-Encoding": "identity",  # see _send: compressed bodies are refused, never inflated
     }
     key = os.environ.get("OLLAMA_API_KEY", "").strip()
     if key:
         out["Authorization"] = f"Bearer {key}"
+    spelled = {name.lower(): name for name in out}
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("headers must map str names to str values")
@@ -249,7 +264,14 @@ def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             raise ValueError(f"invalid header name {name!r}")
         if any(c in value for c in "\r\n\0"):
             raise ValueError(f"the value of header {name!r} contains a line break or NUL")
-        out[name] = value
+        lowered = name.lower()
+        if lowered == "content-type" and value.split(";")[0].strip().lower() != "application/json":
+            raise ValueError(f"the {name} header cannot be {value!r}: Ollama's API takes "
+                             "application/json bodies, which this client sends")
+        if lowered == "accept-encoding" and value.strip().lower() != "identity":
+            raise ValueError(f"the {name} header cannot be {value!r}: this client reads "
+                             "uncompressed bodies only (Ollama does not compress its answers)")
+        out[spelled.setdefault(lowered, name)] = value
     return out
 
 
@@ -262,39 +284,61 @@ First = Callable[[Response, Exchange], Awaitable[T]]
 
 async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
     """One attempt: send the request, check the status and content type, and let `first` read what
-    it needs (the first lines of a stream, or the whole body). Raises only OllamaErrors (rule 2)."""
+    it needs (the first lines of a stream, or the whole body). Raises only OllamaErrors (rule 2).
+    It waits with the watchdog armed (`reading`), so a phase limit may cancel it: that cancel comes
+    out as the timeout it stands for. (One coroutine, not a wrapper around one: each suspension of
+    an attempt resumes every frame of it.)"""
     watchdog = exchange.watchdog
     assert watchdog is not None
+    watchdog.reading = True
     try:
-        return await watchdog.waiting(_send(exchange, watchdog, first))
+        session = await exchange.transport.session()
+        body = exchange.body() if callable(exchange.body) else exchange.body
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=exchange.timeouts.connect)
+        try:
+            resp = await session.request(exchange.method, exchange.url, data=body,
+                                         timeout=timeout, trace_request_ctx=watchdog)
+        except aiohttp.ClientError:
+            raise  # aiohttp's own (its InvalidURL is also a ValueError): mapped below
+        except ValueError as exc:  # yarl cannot encode the URL (a UnicodeError: a bad host name)
+            raise _invalid_url(exchange, exc) from exc
+        exchange.response = resp
+        watchdog.reader = resp.content
+        _check_answer(resp, exchange)
+        if not 200 <= resp.status < 300:
+            raise await status_error(resp, exchange)
+        return resp, await first(resp, exchange)
     except BaseException as exc:
         exchange.close_response()
+        if isinstance(exc, asyncio.CancelledError):
+            expired = watchdog.timeout_behind_cancel()
+            if expired is None:
+                raise
+            raise map_error(expired, exchange, started=False) from None
         # Ours already are raised as they are (an OllamaConnectionError is an OSError too).
         if isinstance(exc, OllamaError) or not isinstance(exc, (*TRANSPORT_ERRORS, EarlyEOF)):
             raise
         raise map_error(exc, exchange, started=False) from exc
+    finally:
+        watchdog.reading = False
 
 
-async def _send(exchange: Exchange, watchdog: Watchdog, first: First[T]) -> tuple[Response, T]:
-    session = await exchange.transport.session()
-    body = exchange.body() if callable(exchange.body) else exchange.body
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=exchange.timeouts.connect)
-    try:
-        resp = await session.request(exchange.method, exchange.url, data=body, timeout=timeout)
-    except aiohttp.ClientError:
-        raise  # aiohttp's own (its InvalidURL is also a ValueError): mapped by send()
-    except ValueError as exc:  # yarl could not encode the URL (a UnicodeError for a bad host name)
-        raise _invalid_url(exchange, exc) from exc
-    exchange.response = resp
-    watchdog.reader = resp.content
-    if not 200 <= resp.status < 300:
-        raise await status_error(resp, exchange)
-    if resp.headers.get("Content-Type", "").startswith("text/html"):
+def _check_answer(resp: Response, exchange: Exchange) -> None:
+    """Refuse what is not Ollama's answer: a compressed body, an HTML page."""
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # Asked for none (Accept-Encoding: identity) and never inflated here: a small compressed
+        # body can inflate to gigabytes, and Ollama itself does not compress.
+        raise ProtocolError(
+            f"{exchange.url} answered with a {encoding}-compressed body although this client asks "
+            "for none (Accept-Encoding: identity); Ollama does not compress, so a proxy in "
+            "between did: turn its compression off for Ollama's API")
+    if 200 <= resp.status < 300 and resp.headers.get("Content-Type", "").lower().startswith(
+            "text/html"):
         raise ProtocolError(
             f"{exchange.url} answered {resp.status} with an HTML page, not Ollama's JSON; is "
             "host / OLLAMA_HOST pointing at Ollama (and not at a web server or a proxy's page)?"
         )
-    return resp, await first(resp, exchange)
 
 
 async def read_body(resp: Response, exchange: Exchange) -> bytes:
@@ -309,25 +353,25 @@ async def status_error(resp: Response, exchange: Exchange) -> ResponseError:
         body = await resp.content.read(_ERROR_BODY_LIMIT)
     except TRANSPORT_ERRORS:
         body = b""
-    text = ""
+    text, signin_url = "", None
     try:
         decoded = orjson.loads(body) if body else None
-        if isinstance(decoded, dict):
-            text = error_text(decoded) or ""
     except orjson.JSONDecodeError:
-        pass
+        decoded = None
+    if isinstance(decoded, dict):
+        nested = decoded.get("error")
+        if isinstance(nested, dict) and isinstance(nested.get("message"), str):
+            text = nested["message"]  # llama-server's {"error": {"code", "message", "type"}}
+        else:
+            text = error_text(decoded) or ""
+        if isinstance(decoded.get("signin_url"), str):
+            signin_url = decoded["signin_url"]
     if not text:
         text = body[:2000].decode("utf-8", "replace").strip()[:500] or (resp.reason or "no body")
-    status = resp.status
-    common: dict[str, Any] = {"status_code": status, "error": text, "url": exchange.url,
-                              "model": exchange.model,
-                              "retry_after": parse_retry_after(resp.headers.get("Retry-After"))}
-    if status == 404 and exchange.model:
-        return ModelNotFoundError(
-            f"model {exchange.model!r} not found on {exchange.transport.host} (HTTP 404: {text}). "
-            f"Pull it first: ollama pull {exchange.model}", **common)
-    hint = _STATUS_HINTS.get(status, "")
-    return ResponseError(f"HTTP {status} from {exchange.what}: {text}. {hint}".rstrip(), **common)
+    return error_for_status(resp.status, text, what=exchange.what, url=exchange.url,
+                            host=exchange.transport.host, model=exchange.model,
+                            signin_url=signin_url, num_ctx=exchange.num_ctx,
+                            retry_after=parse_retry_after(resp.headers.get("Retry-After")))
 
 
 def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> OllamaError:
@@ -342,6 +386,10 @@ def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> Ollam
             phase, limit = "connect", exchange.timeouts.connect
         what = _TIMEOUT_WHAT.get(phase, "timed out on")
         hint = _TIMEOUT_HINTS.get(phase, "")
+        if isinstance(exc, Expired) and "pool" in (phase, exc.during):
+            hint = (f"It was still waiting for a free connection: all pool_limit="
+                    f"{exchange.transport.pool_limit} connections were busy with other calls. "
+                    "Raise pool_limit or Timeouts(pool=...), or close streams sooner.")
         return OllamaTimeoutError(
             f"{what} {exchange.what} within {limit}s ({phase} timeout). {hint}".rstrip(),
             phase=phase, timeout=limit, **kw)

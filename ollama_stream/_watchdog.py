@@ -14,9 +14,10 @@ Rules of this room, and why:
 4. No phase runs between attempts: the attempt loop calls `cancel()` before it sleeps, and only
    `total_deadline` spans the whole request.
 
-Contract: make one per request, call `start_attempt()` at each attempt, set `reader` once a response
-exists, `set_phase("idle")` once the first chunk is out, set `last` and `reading` around each read,
-and `cancel()` when the request ends.
+Contract: make one per request, call `start_attempt()` at each attempt (and
+`waiting_for_connection()` / `connection_free()` around a wait for the pool), set `reader` once a
+response exists, `set_phase("idle")` once the first chunk is out, set `last` when a line completes
+and `reading` around each read, and `cancel()` when the request ends.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ INF = float("inf")
 class Expired(Exception):
     """A phase's deadline passed: set on a response's reader, or raised by `Watchdog.waiting`."""
 
-    def __init__(self, phase: str, limit: float | None) -> None:
+    def __init__(self, phase: str, limit: float | None, during: str | None = None) -> None:
         super().__init__(phase)
         self.phase = phase
         self.limit = limit
+        self.during = during or phase  # the phase that was running (total may end any of them)
 
 
 class _Reader(Protocol):
@@ -76,11 +78,22 @@ class Watchdog:
         self.fired = None
         self.cancelled_task = False
         self.task = asyncio.current_task()
+        self.connection_free()
+
+    def waiting_for_connection(self) -> None:
+        """The request waits for a free connection of the pool: a phase of its own (`pool`),
+        not first_chunk time, since the request has not even been sent."""
+        limit = self.timeouts.pool
+        self.set_phase("pool", self.loop.time() + limit if limit else INF)
+
+    def connection_free(self) -> None:
+        """The request has its connection (or needs no wait): the first_chunk limit starts."""
         limit = self.timeouts.first_chunk
         self.set_phase("first_chunk", self.loop.time() + limit if limit else INF)
 
     def set_phase(self, phase: str, deadline: float = INF) -> None:
-        """Enter `phase` ("first_chunk", "idle", "drain"); idle takes its deadline from `last`."""
+        """Enter `phase` ("pool", "first_chunk", "idle", "drain"); idle takes its deadline from
+        `last`."""
         self.phase = phase
         self.phase_deadline = deadline
         if self._handle is not None:
@@ -121,17 +134,25 @@ class Watchdog:
         try:
             return await awaitable
         except asyncio.CancelledError:
-            if self.fired and self.cancelled_task and _only_our_cancel(self.task):
-                raise self.expired() from None
+            expired = self.timeout_behind_cancel()
+            if expired is not None:
+                raise expired from None
             raise
         finally:
             self.reading = False
+
+    def timeout_behind_cancel(self) -> Expired | None:
+        """After a CancelledError while `reading`: the expiry that caused it, or None when the
+        cancel came from outside and must go on as a cancel (rule 3)."""
+        if self.fired and self.cancelled_task and _only_our_cancel(self.task):
+            return self.expired()
+        return None
 
     def expired(self) -> Expired:
         """The expiry of the phase that fired (or of the current one)."""
         phase = self.fired or self.phase
         limit = self.timeouts.total if phase == "total" else getattr(self.timeouts, phase, None)
-        return Expired(phase, limit)
+        return Expired(phase, limit, self.phase)
 
     def cancel(self) -> None:
         """Disarm: between attempts, and when the request ends."""

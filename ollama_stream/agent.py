@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from .errors import MaxRoundsError, ToolError
+from .errors import MaxRoundsError, ReplyTruncatedError, ToolError
 from .tools import Tool, ToolResult, as_tool, run_tool_calls
 from .types import ChatChunk, ChatResult, Message
 
@@ -42,18 +42,22 @@ class ToolLoop:
 
     `loop.messages` is the whole history (the input messages, each assistant message with its
     thinking and tool calls, one `tool` message per call); `loop.result` is the final round's
-    ChatResult.
+    ChatResult. A final reply cut at the length limit is not taken as the answer: it raises
+    ReplyTruncatedError, or with `on_length="return"` ends the loop with `loop.truncated` True.
     """
 
     def __init__(self, client: ChatClient, model: str,
                  messages: Sequence[Message | dict[str, Any]], tools: Sequence[Any], *,
                  max_rounds: int, on_error: str, tool_timeout: float | None,
-                 chat_options: dict[str, Any]) -> None:
+                 chat_options: dict[str, Any], on_length: str = "raise") -> None:
         if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
             raise ValueError(f"max_rounds must be a positive int, got {max_rounds!r}")
         if on_error not in ("return", "raise"):
             raise ValueError("on_error must be 'return' (send the error to the model) or 'raise', "
                              f"got {on_error!r}")
+        if on_length not in ("raise", "return"):
+            raise ValueError("on_length must be 'raise' (a reply cut at the length limit is an "
+                             f"error) or 'return' (end with loop.truncated), got {on_length!r}")
         self.tools: list[Tool] = [as_tool(item) for item in tools]
         names = [tool.name for tool in self.tools]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -63,11 +67,13 @@ class ToolLoop:
                                         for m in messages]
         self.result: ChatResult | None = None
         self.rounds = 0
+        self.truncated = False  # the final reply stopped at the length limit (on_length="return")
         self._client = client
         self._model = model
         self._schemas = [tool.to_schema() for tool in self.tools]
         self._max_rounds = max_rounds
         self._on_error = on_error
+        self._on_length = on_length
         self._tool_timeout = tool_timeout
         self._options = chat_options
         # Checked now, before any I/O, with the same rules as chat().
@@ -96,6 +102,17 @@ class ToolLoop:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    def _cut(self, result: ChatResult) -> ReplyTruncatedError:
+        options = self._options.get("options") or {}
+        limit = options.get("num_predict") if isinstance(options, dict) else None
+        said = f"num_predict={limit}" if limit is not None else "the model's num_predict"
+        return ReplyTruncatedError(
+            f"the model's reply in round {self.rounds} stopped at the length limit ({said}, "
+            "done_reason 'length'), so it is not taken as the answer: raise "
+            "options={'num_predict': ...}, or pass on_length='return' to keep it. The reply is in "
+            ".result, the history in .messages",
+            result=result, messages=list(self.messages), partial=result.message)
+
     async def _run(self) -> AsyncGenerator[ToolEvent, None]:
         while True:
             self.rounds += 1
@@ -111,6 +128,10 @@ class ToolLoop:
             calls = result.message.tool_calls
             if not calls:
                 self.result = result
+                if result.truncated:
+                    self.truncated = True
+                    if self._on_length == "raise":
+                        raise self._cut(result)
                 return
             if self.rounds >= self._max_rounds:
                 raise MaxRoundsError(

@@ -160,12 +160,13 @@ class AsyncOllama:
         body = build_chat_request(model, messages, think=think, tools=tools, format=format,
                                   options=options, keep_alive=keep_alive, logprobs=logprobs,
                                   top_logprobs=top_logprobs, truncate=truncate, shift=shift)
+        num_ctx = _num_ctx(options)
         if self.backend is not None:
             from .backends import ChatRequest
 
             return ChatStream(self._exchange("/api/chat", b"", model, backend=self.backend,
-                                             request=ChatRequest(model, body)))
-        return ChatStream(self._exchange("/api/chat", orjson.dumps(body), model))
+                                             request=ChatRequest(model, body), num_ctx=num_ctx))
+        return ChatStream(self._exchange("/api/chat", orjson.dumps(body), model, num_ctx=num_ctx))
 
     def chat_with_tools(
         self,
@@ -178,6 +179,7 @@ class AsyncOllama:
         think: bool | str | None = None,
         on_error: str = "return",
         tool_timeout: float | None = None,
+        on_length: str = "raise",
         **chat_options: Any,
     ) -> ToolLoop:
         """Run an agent loop: stream a reply, run the tool calls it makes (concurrently, in the
@@ -185,12 +187,15 @@ class AsyncOllama:
         Iterate the returned ToolLoop for ChatChunks and ToolResults; `.messages` then holds the
         whole history. A failing tool's error is sent to the model as its result (`on_error="raise"`
         raises ToolError instead); more than `max_rounds` model calls raises MaxRoundsError.
-        `tool_timeout` bounds each call (a Tool's own timeout wins).
+        `tool_timeout` bounds each call (a Tool's own timeout wins). A final reply cut at the
+        length limit raises ReplyTruncatedError (`on_length="return"` keeps it as the answer,
+        with `loop.truncated` True).
         """
         from .agent import ToolLoop
 
         return ToolLoop(self, model, messages, tools, max_rounds=max_rounds, on_error=on_error,
-                        tool_timeout=tool_timeout, chat_options={"think": think, **chat_options})
+                        tool_timeout=tool_timeout, chat_options={"think": think, **chat_options},
+                        on_length=on_length)
 
     def generate(
         self,
@@ -223,9 +228,10 @@ class AsyncOllama:
                                       format=format, options=options, keep_alive=keep_alive,
                                       think=think, logprobs=logprobs, top_logprobs=top_logprobs,
                                       truncate=truncate, shift=shift)
+        num_ctx = _num_ctx(options)
         return GenerateStream(self._exchange("/api/generate", orjson.dumps(body), model,
-                                             parse=parse_generate_chunk,
-                                             acc=GenerateAccumulator()))
+                                             parse=parse_generate_chunk, num_ctx=num_ctx,
+                                             acc=GenerateAccumulator(num_ctx)))
 
     def _progress(self, path: str, model: str, body: dict[str, Any]) -> ProgressStream:
         from .endpoints import ProgressAccumulator, parse_progress
@@ -490,6 +496,12 @@ class NativeBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _num_ctx(options: Mapping[str, Any] | None) -> int | None:
+    """The context window a request asks for, when its options set one."""
+    value = options.get("num_ctx") if isinstance(options, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _sha256_of(path: str) -> str:

@@ -6,19 +6,25 @@ Pure values and functions: no I/O beyond reading the environment.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._server_errors import is_permanent_500, is_quota_exhausted
 from .errors import (
+    CapabilityError,
+    ContextLengthError,
     OllamaConnectionError,
     OllamaError,
     OllamaTimeoutError,
     ResponseError,
     StreamInterrupted,
+    UnauthorizedError,
 )
 
 if TYPE_CHECKING:
@@ -177,9 +183,9 @@ def _check_limit(name: str, value: float | None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"Timeouts.{name} must be a number of seconds or None, "
                         f"not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"Timeouts.{name} must be > 0 seconds (or None for no limit), "
-                         f"got {value!r}")
+    if not 0 < value < math.inf:  # NaN fails both
+        raise ValueError(f"Timeouts.{name} must be a finite number of seconds > 0 (or None for "
+                         f"no limit), got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,17 +193,19 @@ class Timeouts:
     """Limits in seconds for each phase of a request; None means no limit.
 
     connect: opening the TCP (and TLS) connection. first_chunk: request sent -> first streamed line
-    (this covers loading the model, which can take minutes). idle: the gap between two lines. total:
-    the whole call, retries included.
+    (this covers loading the model, which can take minutes). idle: the gap between two complete
+    lines. total: the whole call, retries included. pool: waiting for a free connection when
+    `pool_limit` connections are all busy (not counted as first_chunk time; total bounds it too).
     """
 
     connect: float | None = 10.0
     first_chunk: float | None = 300.0
     idle: float | None = 120.0
     total: float | None = None
+    pool: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("connect", "first_chunk", "idle", "total"):
+        for name in ("connect", "first_chunk", "idle", "total", "pool"):
             _check_limit(name, getattr(self, name))
 
 
@@ -205,17 +213,19 @@ class Timeouts:
 class RetryPolicy:
     """Which failures are retried, how often, and how long to wait between attempts.
 
-    Only failures before the first chunk reaches the caller are retried: connection refused or
-    reset, DNS failures, connect and first-chunk timeouts, and HTTP 408, 429, 500, 502, 503, 504.
-    The wait before retry n (n = 1, 2, ...) is min(max_delay, base_delay * 2**(n-1)) scaled by a
-    uniform factor in [1 - jitter, 1 + jitter]; a Retry-After header is honoured, capped by
-    max_delay. `max_attempts=1` turns retries off.
+    Only failures before the first chunk reaches the caller are retried, and only those that a
+    second try can fix (`retries` has the rule; docs/errors.md the table). The wait before retry n
+    (n = 1, 2, ...) is min(max_delay, base_delay * 2**(n-1)) scaled by a uniform factor in
+    [1 - jitter, 1 + jitter]; a Retry-After header is honoured, capped by max_delay.
+    `max_attempts=1` turns retries off. `retry_if(error)` is asked first: True or False decides,
+    None leaves it to the rule (for a proxy or provider with semantics of its own).
     """
 
     max_attempts: int = 3
     base_delay: float = 0.5
     max_delay: float = 10.0
     jitter: float = 0.25
+    retry_if: Callable[[OllamaError], bool | None] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
@@ -223,25 +233,48 @@ class RetryPolicy:
         if self.max_attempts < 1:
             raise ValueError("RetryPolicy.max_attempts must be >= 1 (1 = no retry), "
                              f"got {self.max_attempts}")
+        for name in ("base_delay", "max_delay", "jitter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"RetryPolicy.{name} must be a number, not {type(value).__name__}")
+            if not math.isfinite(value):
+                raise ValueError(f"RetryPolicy.{name} must be a finite number, got {value!r}")
         if self.base_delay < 0 or self.max_delay < 0:
             raise ValueError("RetryPolicy.base_delay and max_delay must be >= 0")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"RetryPolicy.jitter must be within 0..1, got {self.jitter}")
+        if self.retry_if is not None and not callable(self.retry_if):
+            raise TypeError("RetryPolicy.retry_if must be a function (error) -> bool | None")
 
     def retries(self, error: OllamaError) -> bool:
         """The one retry rule: may a request that failed with `error`, before its first chunk
         reached the caller, be sent again? (How many times, and within which deadline, is the
-        attempt loop's part.)
+        attempt loop's part.) `retry_if`, when given, is asked first.
 
-        Yes for HTTP 408, 429, 500, 502, 503 and 504; connect and first_chunk timeouts; connection
-        failures a retry can fix (refused, reset, DNS, a body that ended before its first line: the
-        error's `retryable`, False for a TLS failure or an invalid URL); a backend's stream that
-        ended before its first chunk. No for every other status, protocol errors and error lines.
+        Yes: HTTP 408, 502, 503, 504; a 500 unless its text says the failure is permanent (wrong
+        option types, a template or format error, a model that cannot fit in memory, a context
+        window exceeded); a 429 unless its text says a usage limit or quota is used up; connect
+        timeouts; connection failures a retry can fix (refused, reset, DNS, a body that ended
+        before its first line: the error's `retryable`, False for TLS or an invalid URL); a
+        backend's stream that ended before its first chunk. No: a first_chunk timeout (the model
+        is probably still loading, and Ollama aborts a load when its client leaves, so a retry
+        starts the load again from zero), every other status, protocol errors, error lines.
         """
+        if self.retry_if is not None:
+            decided = self.retry_if(error)
+            if decided is not None:
+                return bool(decided)
+        if isinstance(error, (ContextLengthError, CapabilityError, UnauthorizedError)):
+            return False
         if isinstance(error, ResponseError):
-            return error.status_code in RETRYABLE_STATUSES
+            status = error.status_code
+            if status == 500:
+                return not is_permanent_500(error.error)
+            if status == 429:
+                return not is_quota_exhausted(error.error)
+            return status in RETRYABLE_STATUSES
         if isinstance(error, OllamaTimeoutError):
-            return error.phase in ("connect", "first_chunk")
+            return error.phase == "connect"
         if isinstance(error, OllamaConnectionError):
             return error.retryable
         return isinstance(error, StreamInterrupted)

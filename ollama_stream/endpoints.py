@@ -13,16 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._arguments import _add_generation_options, check_model, wire_messages
 from .errors import StreamError
-from .protocol import (
-    _add_generation_options,
-    _bad_field,
-    _parse_tool_calls,
-    check_model,
-    error_text,
-    parse_metrics,
-    wire_messages,
-)
+from .protocol import _bad_field, _parse_tool_calls, error_text, parse_metrics, prompt_overflowed
 from .types import Message, Metrics, ToolCall
 
 __all__ = [
@@ -59,6 +52,11 @@ class GenerateChunk:
     remote_model: str | None = None
     remote_host: str | None = None
 
+    @property
+    def truncated(self) -> bool:
+        """True on a final chunk whose output stopped at the length limit (`num_predict`)."""
+        return self.done_reason == "length"
+
 
 @dataclass(slots=True)
 class GenerateResult:
@@ -71,10 +69,16 @@ class GenerateResult:
     metrics: Metrics | None
     model: str
     logprobs: list[Any] | None = None
+    prompt_truncated: bool = False
     tool_calls: tuple[ToolCall, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
     remote_model: str | None = None
     remote_host: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the output stopped at the length limit (`done_reason == "length"`)."""
+        return self.done_reason == "length"
 
 
 @dataclass(slots=True)
@@ -426,12 +430,16 @@ def parse_web_fetch(obj: dict[str, Any]) -> WebFetchResult:
 
 class GenerateAccumulator:
     """Folds GenerateChunks: response and thinking concatenated; tool calls collected from every
-    chunk; context, metrics, done_reason and `raw` from the final chunk."""
+    chunk; context, metrics, done_reason and `raw` from the final chunk; `prompt_truncated` as
+    ChatAccumulator has it."""
 
     __slots__ = ("_logprobs", "_response", "_thinking", "_tool_calls", "chunks", "context", "done",
-                 "done_reason", "metrics", "model", "raw", "remote_host", "remote_model")
+                 "done_reason", "metrics", "model", "num_ctx", "prompt_truncated", "raw",
+                 "remote_host", "remote_model")
 
-    def __init__(self) -> None:
+    def __init__(self, num_ctx: int | None = None) -> None:
+        self.num_ctx = num_ctx
+        self.prompt_truncated = False
         self._response: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[ToolCall] = []
@@ -462,6 +470,8 @@ class GenerateAccumulator:
         if chunk.done:
             self.done, self.done_reason, self.metrics = True, chunk.done_reason, chunk.metrics
             self.context, self.raw = chunk.context, chunk.raw
+            if self.num_ctx and chunk.metrics:
+                self.prompt_truncated = prompt_overflowed(self.model, chunk.metrics, self.num_ctx)
 
     @property
     def message(self) -> Message:
@@ -472,8 +482,8 @@ class GenerateAccumulator:
     def result(self) -> GenerateResult:
         return GenerateResult("".join(self._response), "".join(self._thinking), self.context,
                               self.done_reason, self.metrics, self.model, self._logprobs,
-                              tuple(self._tool_calls), self.raw, self.remote_model,
-                              self.remote_host)
+                              self.prompt_truncated, tuple(self._tool_calls), self.raw,
+                              self.remote_model, self.remote_host)
 
 
 class ProgressAccumulator:

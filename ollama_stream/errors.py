@@ -4,12 +4,18 @@
     ├── OllamaConnectionError    (also a builtin ConnectionError) refused, reset, DNS, TLS
     ├── OllamaTimeoutError       (also a builtin TimeoutError) .phase: the Timeouts limit passed
     ├── ResponseError            a non-2xx HTTP status; .status_code, .error (the server's text)
-    │   └── ModelNotFoundError   HTTP 404: the model is not pulled; .model
+    │   ├── ModelNotFoundError   HTTP 404: the model is not pulled; .model
+    │   ├── ContextLengthError   the input does not fit the context window; .context_length
+    │   ├── CapabilityError      the model cannot do what was asked; .capability, .model
+    │   └── UnauthorizedError    HTTP 401/403: sign in or check access; .signin_url
     ├── StreamError              an {"error": ...} line after output started
     ├── StreamInterrupted        the stream ended (EOF, dropped connection) before `done: true`
     ├── ProtocolError            the server sent something that is not Ollama's protocol
     ├── ToolError                a tool call failed under on_error="raise"; .result
-    └── MaxRoundsError           the tool loop hit max_rounds; .messages holds the history
+    ├── MaxRoundsError           the tool loop hit max_rounds; .messages holds the history
+    └── ReplyTruncatedError      the tool loop's answer was cut at the length limit; .result
+
+PromptTruncatedWarning (a UserWarning) says the server probably cut the prompt to fit num_ctx.
 
 `.partial` is the assistant Message accumulated from the chunks already handed to the caller (None
 when nothing was yielded); `.attempts` is how many requests were made, `.failures` why each one
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from .types import Message
 
 __all__ = [
+    "CapabilityError",
+    "ContextLengthError",
     "ModelNotFoundError",
     "OllamaConnectionError",
     "OllamaError",
@@ -32,8 +40,11 @@ __all__ = [
     "ResponseError",
     "StreamError",
     "StreamInterrupted",
+    "PromptTruncatedWarning",
+    "ReplyTruncatedError",
     "ToolError",
     "MaxRoundsError",
+    "UnauthorizedError",
 ]
 
 
@@ -98,6 +109,35 @@ class ModelNotFoundError(ResponseError):
     """HTTP 404 for a model that is not on the server; `ollama pull <model>` fixes it."""
 
 
+class ContextLengthError(ResponseError):
+    """The input does not fit the model's context window (the server refused it rather than cut
+    it). `.context_length` is the window in tokens when known. Raise `options={"num_ctx": ...}` or
+    shorten the history."""
+
+    def __init__(self, message: str, *, context_length: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.context_length = context_length
+
+
+class CapabilityError(ResponseError):
+    """The model lacks a capability the request needs: `.capability` is one of "completion",
+    "tools", "thinking", "vision", "embedding", "insert", "audio", "image" (as `/api/show` names
+    them). Drop what needs it, or use a model that has it."""
+
+    def __init__(self, message: str, *, capability: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.capability = capability
+
+
+class UnauthorizedError(ResponseError):
+    """HTTP 401 or 403: the server (or ollama.com behind it) wants credentials or refuses access.
+    `.signin_url` is where to sign in when the server sent one (cloud models on a local server)."""
+
+    def __init__(self, message: str, *, signin_url: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.signin_url = signin_url
+
+
 class StreamError(OllamaError):
     """The server wrote an `{"error": ...}` line into a stream (the status was already 200)."""
 
@@ -123,6 +163,23 @@ class ToolError(OllamaError):
         super().__init__(message, **kw)
         self.result = result
         self.messages = messages or []
+
+
+class ReplyTruncatedError(OllamaError):
+    """The tool loop's final answer stopped at the length limit (`done_reason == "length"`), so it
+    was not taken as the answer. `.result` is that reply, `.messages` the history."""
+
+    def __init__(self, message: str, *, result: Any = None, messages: list[Message] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.result = result
+        self.messages = messages or []
+
+
+class PromptTruncatedWarning(UserWarning):
+    """The prompt probably did not fit the context window and the server cut it (`num_ctx` known,
+    `prompt_eval_count` reached it). Raise `num_ctx`, or pass `truncate=False` to be refused
+    instead (ContextLengthError)."""
 
 
 class MaxRoundsError(OllamaError):

@@ -2,30 +2,45 @@
 
 Nothing here reads a socket or imports aiohttp. `NDJSONDecoder` takes byte fragments split anywhere
 and returns the complete JSON objects; `parse_chat_chunk` types one object; `ChatAccumulator` folds
-chunks into the assistant message exactly as Ollama's streaming spec asks; `build_chat_request`
-checks a chat's arguments. It is longer than 450 lines because these four are the one chat core
-that `import ollama_stream` loads whole, and the request checks are shared with generate.
+chunks into the assistant message exactly as Ollama's streaming spec asks. The request side
+(`build_chat_request` and the argument checks) lives in `_arguments.py` and is re-exported here.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import orjson
 
-from .errors import ProtocolError, StreamError
+from ._arguments import (  # the request side, re-exported: `ollama_stream.protocol` has it all
+    THINK_LEVELS,
+    build_chat_request,
+    check_model,
+    check_think,
+    check_tools,
+    is_gpt_oss,
+    wire_messages,
+)
+from .errors import PromptTruncatedWarning, ProtocolError, StreamError
 from .images import _is_base64
 from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "THINK_LEVELS",
-    "build_chat_request",
     "ChatAccumulator",
     "NDJSONDecoder",
+    "build_chat_request",
+    "check_model",
+    "check_think",
+    "check_tools",
     "error_text",
+    "is_gpt_oss",
     "parse_chat_chunk",
     "parse_metrics",
+    "prompt_overflowed",
+    "wire_messages",
 ]
 
 DEFAULT_MAX_LINE_BYTES = 16 * 2**20
@@ -312,13 +327,18 @@ class ChatAccumulator:
 
     Content and thinking are concatenated; tool calls and images are collected from every chunk, the
     final one included (newer servers attach tool calls there); metrics, done_reason and `raw` come
-    from the final chunk.
+    from the final chunk. With `num_ctx` (the window the request asked for), a final
+    `prompt_eval_count` that reaches it sets `prompt_truncated` and warns (PromptTruncatedWarning):
+    the server probably cut the prompt.
     """
 
     __slots__ = ("_content", "_images", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
-                 "done_reason", "metrics", "model", "raw", "remote_host", "remote_model")
+                 "done_reason", "metrics", "model", "num_ctx", "prompt_truncated", "raw",
+                 "remote_host", "remote_model")
 
-    def __init__(self) -> None:
+    def __init__(self, num_ctx: int | None = None) -> None:
+        self.num_ctx = num_ctx
+        self.prompt_truncated = False
         self._content: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[ToolCall] = []
@@ -356,6 +376,8 @@ class ChatAccumulator:
             self.raw = chunk.raw
             self.remote_model = chunk.remote_model or self.remote_model
             self.remote_host = chunk.remote_host or self.remote_host
+            if self.num_ctx and chunk.metrics:  # only then a call: this is the hot path's room
+                self.prompt_truncated = prompt_overflowed(self.model, chunk.metrics, self.num_ctx)
         elif not self.model:
             # the first chunk: remote_model and remote_host are on every chunk that has them
             self.model = chunk.model
@@ -382,125 +404,17 @@ class ChatAccumulator:
     def result(self) -> ChatResult:
         """The finished reply (call after the final chunk)."""
         return ChatResult(self.message, self.model, self.done_reason, self.metrics, self._logprobs,
-                          self.raw, self.remote_model, self.remote_host)
+                          self.prompt_truncated, self.raw, self.remote_model, self.remote_host)
 
 
-THINK_LEVELS = ("low", "medium", "high", "max")
-
-
-def check_model(model: object) -> str:
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a str, not {type(model).__name__}")
-    if not model.strip():
-        raise ValueError("model must be a non-empty model name, such as 'qwen3' or 'llama3.2:3b'")
-    return model
-
-
-def is_gpt_oss(model: str) -> bool:
-    """gpt-oss models take a thinking level, not a bool."""
-    return model.rsplit("/", 1)[-1].lower().startswith("gpt-oss")
-
-
-def check_think(think: object) -> bool | str:
-    if think is True or think is False:
-        return think
-    if isinstance(think, str) and think in THINK_LEVELS:
-        return think
-    raise ValueError(f"think must be True, False or one of {', '.join(map(repr, THINK_LEVELS))}; "
-                     f"got {think!r}")
-
-
-def wire_messages(messages: object) -> list[dict[str, Any]]:
-    """Validate `messages` (Message objects or plain dicts) and return their wire form."""
-    if isinstance(messages, (str, bytes, dict)) or not isinstance(messages, (list, tuple)):
-        raise TypeError("messages must be a list of Message or dict, "
-                        f"not {type(messages).__name__}")
-    out = []
-    for i, item in enumerate(messages):
-        try:
-            if isinstance(item, Message):
-                # re-validate: a Message may have been changed since it was built
-                item.__post_init__()
-                out.append(item.to_dict())
-            else:
-                out.append(Message.from_dict(item).to_dict())
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"messages[{i}]: {exc}") from None
-    return out
-
-
-def check_tools(tools: object) -> list[Any]:
-    if isinstance(tools, (str, bytes, dict)) or not isinstance(tools, (list, tuple)):
-        raise TypeError(f"tools must be a list of tool schemas, not {type(tools).__name__}")
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict):
-            raise TypeError(f"tools[{i}] must be a tool schema dict ({{'type': 'function', "
-                            f"'function': {{...}}}}), not {type(tool).__name__}")
-    return list(tools)
-
-
-def _add_generation_options(body: dict[str, Any], *, think: object, format: object,
-                            options: object, keep_alive: object, logprobs: object,
-                            top_logprobs: object, truncate: object = None,
-                            shift: object = None) -> None:
-    """The options chat and generate share: checked, and set only when given."""
-    if think is not None:
-        body["think"] = check_think(think)
-        if body["think"] is True and is_gpt_oss(body.get("model", "")):
-            body["think"] = "medium"  # gpt-oss ignores true/false and wants a level
-    if format is not None:
-        if format != "json" and not isinstance(format, dict):
-            raise ValueError(f"format must be 'json' or a JSON Schema dict, got {format!r}")
-        body["format"] = format
-    if options is not None:
-        if not isinstance(options, dict):
-            raise TypeError(f"options must be a dict such as {{'temperature': 0}}, "
-                            f"not {type(options).__name__}")
-        body["options"] = options
-    if keep_alive is not None:
-        if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float, str)):
-            raise TypeError("keep_alive must be seconds (a number) or a duration string such as "
-                            f"'5m', not {type(keep_alive).__name__}")
-        body["keep_alive"] = keep_alive
-    if logprobs is not None:
-        if not isinstance(logprobs, bool):
-            raise TypeError(f"logprobs must be a bool, not {type(logprobs).__name__}")
-        body["logprobs"] = logprobs
-    if top_logprobs is not None:
-        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
-            raise TypeError(f"top_logprobs must be an int, not {type(top_logprobs).__name__}")
-        if not 0 <= top_logprobs <= 20:
-            raise ValueError(f"top_logprobs must be within 0..20, got {top_logprobs}")
-        body["top_logprobs"] = top_logprobs
-    for name, flag in (("truncate", truncate), ("shift", shift)):  # both v0.12.6+, default true
-        if flag is not None:
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
-            body[name] = flag
-
-
-def build_chat_request(
-    model: str,
-    messages: object,
-    *,
-    think: object = None,
-    tools: object = None,
-    format: object = None,
-    options: object = None,
-    keep_alive: object = None,
-    logprobs: object = None,
-    top_logprobs: object = None,
-    stream: bool = True,
-    truncate: object = None,
-    shift: object = None,
-) -> dict[str, Any]:
-    """Validate the arguments of a chat call and build its JSON body.
-    Only arguments that are set are sent."""
-    body: dict[str, Any] = {"model": check_model(model), "messages": wire_messages(messages),
-                            "stream": stream}
-    if tools is not None:
-        body["tools"] = check_tools(tools)
-    _add_generation_options(body, think=think, format=format, options=options,
-                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs,
-                            truncate=truncate, shift=shift)
-    return body
+def prompt_overflowed(model: str, metrics: Metrics, num_ctx: int) -> bool:
+    """Whether a reply's prompt reached the num_ctx window it asked for, which means the server
+    probably cut it to fit; warns (PromptTruncatedWarning) when it did."""
+    prompt = metrics.prompt_eval_count
+    if prompt is None or prompt < num_ctx:
+        return False
+    warnings.warn(f"the prompt to {model or 'the model'} took {prompt} tokens, the whole "
+                  f"num_ctx={num_ctx} window: the server probably cut it to fit. Raise "
+                  "options={'num_ctx': ...}, shorten the history, or pass truncate=False to be "
+                  "refused instead (ContextLengthError).", PromptTruncatedWarning, stacklevel=3)
+    return True

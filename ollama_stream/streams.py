@@ -13,11 +13,18 @@ Rules of the native read loop (`_stream_chunks`), the hot path:
    its end (for at most _DRAIN_SECONDS) so the connection goes back to the pool.
 4. A stream and its generator share the Exchange, never each other: a stream dropped mid-reply is
    freed at once and its `__del__` closes the socket, so the server stops generating.
+5. The event loop gets a turn at least every _BATCH chunks: reads that bring many lines at once
+   are handed over in slices with a turn in between, so the phase timers can fire and other tasks
+   run whatever the server sends (a read that completes no line waits for the loop anyway).
+6. `idle` is the gap between two complete lines: only a read that completes a line restarts it, so
+   a line trickled a byte at a time, or a flood of blank lines, cannot hold a stream open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -36,33 +43,48 @@ __all__ = ["ChatStream", "GenerateStream", "ProgressStream"]
 
 C = TypeVar("C")
 R = TypeVar("R")
+T = TypeVar("T")
 S = TypeVar("S", bound="_Stream[Any, Any]")
-# After `done`: how long to wait for the end of the body, so that the connection can be reused.
-_DRAIN_SECONDS = 2.0
+# After `done`: how long to wait for the end of the body, so that the connection can be reused;
+# Ollama ends it at once, and a body that does not end promptly costs a new connection, no more.
+_DRAIN_SECONDS = 0.1
+_BATCH = 1024  # the most chunks handed over between two turns of the event loop
 
 
 class _Stream(Generic[C, R]):
     """A streamed reply. Nothing is sent until it is first iterated (or `result()` is awaited).
 
     `async for chunk in stream` yields each typed chunk as its line arrives; `await stream.result()`
-    drains the rest and returns the finished value. Leaving early closes the HTTP response so the
-    server stops working: `async with ... as stream:` makes that deterministic; an abandoned stream
-    is closed when collected.
+    drains the rest and returns the finished value. Leaving the loop early (`break`, `return`, an
+    exception) closes the HTTP response at once, so the server stops generating, even while the
+    stream itself is still referenced: the loop's iterator is held by the loop alone, and its loss
+    closes the response. `async with ... as stream:` and `aclose()` do the same explicitly.
     """
 
-    __slots__ = ("_exchange", "_gen")
+    __slots__ = ("_exchange", "_gen", "_loose")
+    _left_hint = "make the request again for a whole reply"
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange
-        self._gen: AsyncGenerator[C, None] | None = None
+        self._gen: AsyncGenerator[C, None] | None = None  # held: stepped with __anext__
+        self._loose: weakref.ref[AsyncGenerator[C, None]] | None = None  # an `async for`'s
 
     def __aiter__(self) -> AsyncIterator[C]:
-        if self._exchange.finished:
+        exchange = self._exchange
+        if exchange.finished:
             raise RuntimeError(
                 f"this {type(self).__name__} is finished and cannot be iterated again; await "
                 "stream.result() for what it returned, or make the request again"
             )
-        return self._generator()  # `async for` then drives the read loop: no extra call per chunk
+        gen = self._gen
+        if gen is None:
+            gen = self._loose() if self._loose is not None else None
+            if gen is None:
+                gen = _read_loop(exchange)
+                # Held by the caller's loop only: when the loop is left, the generator goes,
+                # and this callback closes the response then (not when it is finalized later).
+                self._loose = weakref.ref(gen, partial(_left, exchange))
+        return gen  # `async for` then drives the read loop: no extra call per chunk
 
     def __anext__(self) -> Awaitable[C]:
         return self._generator().__anext__()
@@ -70,15 +92,22 @@ class _Stream(Generic[C, R]):
     def _generator(self) -> AsyncGenerator[C, None]:
         gen = self._gen
         if gen is None:
-            exchange = self._exchange
-            read = _stream_chunks if exchange.backend is None else _backend_chunks
-            gen = self._gen = read(exchange)
+            gen = self._loose() if self._loose is not None else None
+            if gen is None:
+                gen = _read_loop(self._exchange)
+            self._gen = gen
         return gen
 
     @property
     def done(self) -> bool:
         """True once the final chunk has been received."""
         return self._exchange.acc.done
+
+    @property
+    def truncated(self) -> bool:
+        """True once a final chunk says the output stopped at the length limit (`num_predict`):
+        for `.text()` users, who see no final chunk."""
+        return getattr(self._exchange.acc, "done_reason", None) == "length"
 
     async def result(self) -> R:
         """Read what is left of the stream and return the finished value."""
@@ -91,12 +120,16 @@ class _Stream(Generic[C, R]):
             return result
         if exchange.error is not None:
             raise exchange.error
-        raise RuntimeError(f"this {type(self).__name__} was closed before its final chunk")
+        raise RuntimeError(
+            f"this {type(self).__name__} was closed before its final chunk, after "
+            f"{exchange.acc.chunks} chunks (its response is closed, so the server stopped): "
+            f"{self._left_hint}")
 
     async def aclose(self) -> None:
         """Stop the stream and close its HTTP response (the server stops generating). Idempotent."""
-        if self._gen is not None:
-            await self._gen.aclose()
+        gen = self._gen or (self._loose() if self._loose is not None else None)
+        if gen is not None:
+            await gen.aclose()
         self._exchange.finished = True
         self._exchange.close_response()
 
@@ -131,6 +164,7 @@ class ChatStream(_Stream[ChatChunk, ChatResult]):
     far, `await .result()` gives the ChatResult, `.text()` yields only content deltas."""
 
     __slots__ = ()
+    _left_hint = ".message holds the part received; make the request again for a whole reply"
 
     @property
     def message(self) -> Message:
@@ -139,11 +173,10 @@ class ChatStream(_Stream[ChatChunk, ChatResult]):
         assert isinstance(acc, ChatAccumulator)
         return acc.message
 
-    async def text(self) -> AsyncIterator[str]:
-        """Yield only the content deltas (thinking and tool calls are still accumulated)."""
-        async for chunk in self:
-            if chunk.content:
-                yield chunk.content
+    def text(self) -> AsyncIterator[str]:
+        """Yield only the content deltas (thinking and tool calls are still accumulated); leaving
+        its loop early closes the response, as with the stream itself."""
+        return _held_by_caller(_content_of(self), self._exchange)
 
 
 class GenerateStream(_Stream["GenerateChunk", "GenerateResult"]):
@@ -152,11 +185,9 @@ class GenerateStream(_Stream["GenerateChunk", "GenerateResult"]):
 
     __slots__ = ()
 
-    async def text(self) -> AsyncIterator[str]:
-        """Yield only the response deltas."""
-        async for chunk in self:
-            if chunk.response:
-                yield chunk.response
+    def text(self) -> AsyncIterator[str]:
+        """Yield only the response deltas; leaving its loop early closes the response."""
+        return _held_by_caller(_response_of(self), self._exchange)
 
 
 class ProgressStream(_Stream["Progress", str]):
@@ -164,6 +195,35 @@ class ProgressStream(_Stream["Progress", str]):
     status."""
 
     __slots__ = ()
+
+
+def _read_loop(exchange: Exchange) -> AsyncGenerator[Any, None]:
+    return _stream_chunks(exchange) if exchange.backend is None else _backend_chunks(exchange)
+
+
+def _left(exchange: Exchange, _: object) -> None:
+    """An `async for` over a stream was left before the end: close the response now."""
+    if not exchange.finished:
+        exchange.finished = True
+        exchange.close_response()
+
+
+def _held_by_caller(gen: AsyncGenerator[T, None], exchange: Exchange) -> AsyncGenerator[T, None]:
+    """Close the exchange's response as soon as the caller drops `gen` (a `break` out of it)."""
+    weakref.finalize(gen, _left, exchange, None).atexit = False
+    return gen
+
+
+async def _content_of(stream: ChatStream) -> AsyncGenerator[str, None]:
+    async for chunk in stream:
+        if chunk.content:
+            yield chunk.content
+
+
+async def _response_of(stream: GenerateStream) -> AsyncGenerator[str, None]:
+    async for chunk in stream:
+        if chunk.response:
+            yield chunk.response
 
 
 async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
@@ -182,7 +242,11 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
         add = acc.add
         now = watchdog.loop.time
         watchdog.set_phase("idle")
+        budget = _BATCH  # chunks left before the loop must get a turn (rule 5)
         while True:
+            rest = None
+            if len(objs) > budget:
+                objs, rest = objs[:budget], objs[budget:]
             for obj in objs:
                 chunk = parse(obj)
                 add(chunk)
@@ -190,9 +254,19 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 if chunk.done:
                     clean = await _drain(resp, exchange)
                     return
+            if objs:  # rule 6: a complete line arrived, so the idle gap starts again
+                watchdog.last = now()
+                budget -= len(objs)
+            if budget <= 0:
+                await asyncio.sleep(0)  # a turn for the timers and the other tasks
+                budget = _BATCH
+                if watchdog.fired:
+                    raise watchdog.expired()
+                if rest is not None:
+                    objs = rest
+                    continue
             if decoder.error is not None:
                 raise decoder.error
-            watchdog.last = now()
             watchdog.reading = True
             data = await readany()
             watchdog.reading = False
@@ -203,8 +277,10 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 if not objs:
                     raise StreamInterrupted(
                         f"the stream from {exchange.what} ended after {acc.chunks} chunks without "
-                        "its final chunk; the server or a proxy closed it early. The partial reply "
-                        "is in .partial"
+                        "its final chunk: a proxy may have closed it, or Ollama stopped the model "
+                        "because it repeated one token over and over (its repetition guard; try "
+                        "a higher repeat_penalty or another prompt). The partial reply is in "
+                        ".partial"
                     )
     except OllamaError as exc:
         exchange.error = exchange.annotate(exc)

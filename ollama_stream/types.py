@@ -174,8 +174,6 @@ def _sequence(value: object, name: str) -> Sequence[Any]:
     return value
 
 
-
-
 @dataclass(slots=True)
 class Metrics:
     """The counters of a final chunk.
@@ -228,17 +226,33 @@ class ChatChunk:
     remote_model: str | None = None
     remote_host: str | None = None
 
+    @property
+    def truncated(self) -> bool:
+        """True on a final chunk whose output stopped at the length limit (`num_predict`)."""
+        return self.done_reason == "length"
+
 
 @dataclass(slots=True)
 class ChatResult:
     """A finished reply: the accumulated assistant message plus the final chunk's facts.
-    `raw` is the final chunk's decoded line, for fields not modelled here."""
+
+    `truncated` says the output stopped at the length limit (`num_predict`);
+    `prompt_truncated` that the prompt probably did not fit `num_ctx` and the server cut it.
+    `raw` is the final chunk's decoded line, for fields not modelled here; `remote_model` and
+    `remote_host` name the upstream of a proxied remote model (else None).
+    """
 
     message: Message
     model: str
     done_reason: str | None
     metrics: Metrics | None
     logprobs: list[Any] | None = None
+    prompt_truncated: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
     remote_model: str | None = None
     remote_host: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the output stopped at the length limit (`done_reason == "length"`)."""
+        return self.done_reason == "length"

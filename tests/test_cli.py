@@ -104,6 +104,15 @@ def test_quiet_prints_no_summary(fake: FakeOllama) -> None:
     assert result.stdout == "You said: hello there\n"
 
 
+def test_a_reply_cut_at_the_length_limit_is_noted_on_stderr(fake: FakeOllama) -> None:
+    fake.queue_reply(content="one two", done_reason="length")
+    result = chat(fake, "--quiet", "hello there")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "one two\n"  # stdout holds the answer only
+    assert result.stderr == ("ollama-stream: the reply stopped at the length limit; raise it "
+                             "with --option num_predict=N\n")
+
+
 def test_think_on_prints_the_thinking_before_the_answer(fake: FakeOllama) -> None:
     fake.queue_reply(thinking="Let me consider the greeting.", content="Hi to you too.")
     result = chat(fake, "--think", "on", "--quiet", "hello there")

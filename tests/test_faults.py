@@ -253,7 +253,16 @@ async def test_stall_mid_first_line_is_a_first_chunk_timeout(loop_errors: list[A
             url, retry=policy, timeouts=Timeouts(first_chunk=0.2)) as client:
         _, error, _ = await consume(client)
     assert isinstance(error, OllamaTimeoutError) and error.phase == "first_chunk"
-    assert error.attempts == 2 and requests == 2 and error.partial is None
+    assert error.attempts == 1 and requests == 1 and error.partial is None  # a load, not retried
+
+    # A caller whose server does not load models (a proxy, a provider) can retry it anyway.
+    requests = 0
+    retry_timeouts = RetryPolicy(max_attempts=2, base_delay=0, retry_if=lambda e: (
+        True if isinstance(e, OllamaTimeoutError) else None))
+    async with raw_server(handler) as url, AsyncOllama(
+            url, retry=retry_timeouts, timeouts=Timeouts(first_chunk=0.2)) as client:
+        _, error, _ = await consume(client)
+    assert isinstance(error, OllamaTimeoutError) and error.attempts == 2 and requests == 2
 
 
 async def test_stall_mid_line_after_output_is_an_idle_timeout_with_partial(
@@ -507,7 +516,8 @@ async def test_api_key_never_appears_in_errors_or_reprs(monkeypatch: pytest.Monk
             errors.append((await consume(other))[1])
             text = repr(other)
     assert [type(e).__name__ for e in errors] == [
-        "ResponseError", "StreamError", "StreamInterrupted", "NoneType", "OllamaConnectionError"]
+        "UnauthorizedError", "StreamError", "StreamInterrupted", "NoneType",
+        "OllamaConnectionError"]
     for error in errors:
         assert "sk-very-secret" not in f"{error}{error!r}{getattr(error, '__dict__', '')}"
     assert "sk-very-secret" not in text

@@ -99,7 +99,7 @@ FOREIGN: list[tuple[str, Any, type[OllamaError], bool]] = [
      lambda: aiohttp.ClientResponseError(None, (), message="bad status"),  # type: ignore[arg-type]
      ProtocolError, False),
     ("connect-timeout", lambda: aiohttp.ConnectionTimeoutError(), OllamaTimeoutError, True),
-    ("first-chunk", lambda: Expired("first_chunk", 300.0), OllamaTimeoutError, True),
+    ("first-chunk", lambda: Expired("first_chunk", 300.0), OllamaTimeoutError, False),
     ("idle", lambda: Expired("idle", 120.0), OllamaTimeoutError, False),
     ("total", lambda: Expired("total", 5.0), OllamaTimeoutError, False),
 ]
@@ -184,3 +184,32 @@ def test_sleep_and_rng_are_read_per_request(monkeypatch: pytest.MonkeyPatch) -> 
 
     client._sleep = no_wait
     assert client._exchange("/", None, None).sleep is no_wait
+
+
+# -- the caller's headers join ours, one of each ----------------------------------------------
+
+async def test_a_callers_headers_replace_ours_without_regard_to_case(
+        fake: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_API_KEY", "from-the-environment")
+    headers = {"user-agent": "my-app/2.0", "AUTHORIZATION": "Bearer mine", "X-Trace": "t1",
+               "content-type": "application/json; charset=utf-8"}
+    async with AsyncOllama(fake.url, headers=headers) as client:
+        await client.version()
+    sent = fake.received[-1].headers
+    raw = [name.lower() for name in sent]  # aiohttp's request headers keep every copy sent
+    assert raw.count("user-agent") == 1 and sent["User-Agent"] == "my-app/2.0"
+    assert raw.count("authorization") == 1 and sent["Authorization"] == "Bearer mine"
+    assert raw.count("content-type") <= 1 and sent["X-Trace"] == "t1"
+    assert sent["Accept"] == "application/x-ndjson, application/json"
+
+
+async def test_our_user_agent_is_sent_when_the_caller_sets_none(fake: Any) -> None:
+    async with AsyncOllama(fake.url, headers={"X-Trace": "t1"}) as client:
+        await client.version()
+    assert fake.received[-1].headers["User-Agent"].startswith("ollama-stream/")
+
+
+@pytest.mark.parametrize("name", ["Content-Type", "content-type"])
+def test_content_type_is_never_replaced_silently(name: str) -> None:
+    with pytest.raises(ValueError, match="application/json"):
+        AsyncOllama("http://127.0.0.1:9", headers={name: "text/plain"})

@@ -95,6 +95,10 @@ class ReplyPrinter:
         out.flush()
 
     def done(self, result: ChatResult | ChatChunk | None) -> None:
+        if result is not None and result.truncated:  # on stderr, even with --quiet or --json
+            sys.stderr.write("ollama-stream: the reply stopped at the length limit; raise it with "
+                             "--option num_predict=N\n")
+            sys.stderr.flush()
         if self.as_json:
             return
         if self.section == "thinking":
