@@ -14,7 +14,13 @@ from typing import Any
 import orjson
 import pytest
 
-from ollama_stream import AsyncOllama, Message, ProtocolError, ResponseError
+from ollama_stream import (
+    AsyncOllama,
+    ContextLengthError,
+    Message,
+    ProtocolError,
+    ResponseError,
+)
 from ollama_stream.protocol import ChatAccumulator, build_chat_request, parse_chat_chunk
 from ollama_stream.testing import FakeOllama
 
@@ -226,11 +232,11 @@ async def test_truncate_false_gets_the_servers_context_error() -> None:
     request = recorded_request("chat_truncate_false_overflow")
     async with (serving([recorded("chat_truncate_false_overflow")], seen) as url,
                 AsyncOllama(url, retry=NO_WAIT) as client):
-        with pytest.raises(ResponseError) as info:
+        with pytest.raises(ContextLengthError) as info:
             await client.chat("tiny", request["messages"], truncate=False,
                               options=request["options"]).result()
     assert seen[0][1] is not None and seen[0][1]["truncate"] is False
-    assert info.value.status_code == 400
+    assert isinstance(info.value, ResponseError) and info.value.status_code == 400
     assert info.value.error == "the input length exceeds the context length"
 
 
