@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from .agent import ToolLoop
     from .backends import ChatBackend, ChatRequest, infer_provider
     from .endpoints import (
+        CloudStatus,
+        EmbeddingsResult,
         EmbedResult,
         GenerateChunk,
         GenerateResult,
@@ -47,6 +49,10 @@ if TYPE_CHECKING:
         PsResult,
         RunningModel,
         ShowResult,
+        StatusResult,
+        WebFetchResult,
+        WebSearchHit,
+        WebSearchResult,
     )
     from .settings import Settings, client_for
     from .sync import Ollama, SyncChatStream, SyncGenerateStream, SyncProgressStream, SyncToolLoop
@@ -58,8 +64,10 @@ _LAZY = {
     **dict.fromkeys(["Ollama", "SyncChatStream", "SyncGenerateStream", "SyncProgressStream",
                      "SyncToolLoop"], "sync"),
     "ToolLoop": "agent", "Tool": "tools", "ToolResult": "tools",
-    **dict.fromkeys(["EmbedResult", "GenerateChunk", "GenerateResult", "ListResult", "ModelDetails",
-                     "ModelInfo", "Progress", "PsResult", "RunningModel", "ShowResult"],
+    **dict.fromkeys(["CloudStatus", "EmbedResult", "EmbeddingsResult", "GenerateChunk",
+                     "GenerateResult", "ListResult", "ModelDetails", "ModelInfo", "Progress",
+                     "PsResult", "RunningModel", "ShowResult", "StatusResult", "WebFetchResult",
+                     "WebSearchHit", "WebSearchResult"],
                     "endpoints"),
     **dict.fromkeys(["ChatBackend", "ChatRequest", "infer_provider"], "backends"),
     **dict.fromkeys(["Settings", "client_for"], "settings"),
@@ -85,8 +93,10 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "ChatStream",
+    "CloudStatus",
     "ContextLengthError",
     "EmbedResult",
+    "EmbeddingsResult",
     "GenerateChunk",
     "GenerateResult",
     "GenerateStream",
@@ -113,6 +123,7 @@ __all__ = [
     "RunningModel",
     "Settings",
     "ShowResult",
+    "StatusResult",
     "StreamError",
     "StreamInterrupted",
     "SyncChatStream",
@@ -126,6 +137,9 @@ __all__ = [
     "ToolLoop",
     "ToolResult",
     "UnauthorizedError",
+    "WebFetchResult",
+    "WebSearchHit",
+    "WebSearchResult",
     "__version__",
     "client_for",
     "infer_provider",

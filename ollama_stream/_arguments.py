@@ -1,6 +1,7 @@
 """The checks a call's arguments pass before any I/O, and the JSON body of a chat: the options
-that chat and generate share (think, format, options, keep_alive, logprobs), the messages in their
-wire form, the tools. Sans-I/O; `ollama_stream.protocol` re-exports the public names.
+that chat and generate share (think, format, options, keep_alive, logprobs, truncate, shift), the
+messages in their wire form, the tools. Sans-I/O; `ollama_stream.protocol` re-exports the public
+names.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def check_tools(tools: object) -> list[Any]:
 
 def _add_generation_options(body: dict[str, Any], *, think: object, format: object,
                             options: object, keep_alive: object, logprobs: object,
-                            top_logprobs: object) -> None:
+                            top_logprobs: object, truncate: object = None,
+                            shift: object = None) -> None:
     """The options chat and generate share: checked, and set only when given."""
     if think is not None:
         body["think"] = check_think(think)
@@ -99,6 +101,11 @@ def _add_generation_options(body: dict[str, Any], *, think: object, format: obje
         if not 0 <= top_logprobs <= 20:
             raise ValueError(f"top_logprobs must be within 0..20, got {top_logprobs}")
         body["top_logprobs"] = top_logprobs
+    for name, flag in (("truncate", truncate), ("shift", shift)):  # both v0.12.6+, default true
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, not {type(flag).__name__}")
+            body[name] = flag
 
 
 def build_chat_request(
@@ -113,6 +120,8 @@ def build_chat_request(
     logprobs: object = None,
     top_logprobs: object = None,
     stream: bool = True,
+    truncate: object = None,
+    shift: object = None,
 ) -> dict[str, Any]:
     """Validate the arguments of a chat call and build its JSON body.
     Only arguments that are set are sent."""
@@ -121,5 +130,6 @@ def build_chat_request(
     if tools is not None:
         body["tools"] = check_tools(tools)
     _add_generation_options(body, think=think, format=format, options=options,
-                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
+                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs,
+                            truncate=truncate, shift=shift)
     return body

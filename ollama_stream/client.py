@@ -2,7 +2,8 @@
 of Ollama's native API. The exchanges themselves are the lower rooms' work: `_http` sends and maps
 errors, `_retry` retries, `_watchdog` times the phases, `streams` reads the streams.
 
-Also here: NativeBackend, the native path as a ChatBackend object (it wraps an AsyncOllama).
+Also here: NativeBackend, the native path as a ChatBackend object (it wraps an AsyncOllama). It is
+longer than 450 lines because it has one method per endpoint, twenty of them, each short and alike.
 """
 
 from __future__ import annotations
@@ -28,7 +29,16 @@ from .types import ChatChunk, Message
 if TYPE_CHECKING:
     from .agent import ToolLoop
     from .backends import ChatBackend, ChatRequest
-    from .endpoints import EmbedResult, ListResult, PsResult, ShowResult
+    from .endpoints import (
+        EmbeddingsResult,
+        EmbedResult,
+        ListResult,
+        PsResult,
+        ShowResult,
+        StatusResult,
+        WebFetchResult,
+        WebSearchResult,
+    )
 
 __all__ = ["AsyncOllama", "ChatStream", "GenerateStream", "NativeBackend", "ProgressStream"]
 
@@ -132,11 +142,16 @@ class AsyncOllama:
         keep_alive: float | str | None = None,
         logprobs: bool | None = None,
         top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
     ) -> ChatStream:
         """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent
         until the returned ChatStream is iterated. An argument left as None is not sent (the
         server's default holds). `tools` takes Python functions, `Tool`s, or schema dicts (sent
-        unchanged).
+        unchanged). `truncate=False` makes an over-long history an error instead of dropping its
+        oldest messages; `shift=False` makes running out of context an error instead of shifting
+        it (both default to true on the server, v0.12.6+; a `shift` unlike the loaded model's
+        reloads it).
         """
         if (tools is not None and not isinstance(tools, (str, bytes, dict))
                 and isinstance(tools, Sequence) and not all(type(tool) is dict for tool in tools)):
@@ -145,7 +160,7 @@ class AsyncOllama:
             tools = tool_schemas(tools)
         body = build_chat_request(model, messages, think=think, tools=tools, format=format,
                                   options=options, keep_alive=keep_alive, logprobs=logprobs,
-                                  top_logprobs=top_logprobs)
+                                  top_logprobs=top_logprobs, truncate=truncate, shift=shift)
         num_ctx = _num_ctx(options)
         if self.backend is not None:
             from .backends import ChatRequest
@@ -202,16 +217,20 @@ class AsyncOllama:
         think: bool | str | None = None,
         logprobs: bool | None = None,
         top_logprobs: int | None = None,
+        truncate: bool | None = None,
+        shift: bool | None = None,
     ) -> GenerateStream:
         """Stream a completion from `POST /api/generate`. Arguments are checked now; nothing is sent
-        until the stream is iterated. Images may be bytes, paths, or base64 strs. None = not
-        sent."""
+        until the stream is iterated. Images may be bytes, paths, or base64 strs; `truncate` and
+        `shift` as for chat. None = not sent. Tool calls the model's built-in parser finds come in
+        the final chunk's (and the result's) `tool_calls`."""
         from .endpoints import GenerateAccumulator, build_generate_request, parse_generate_chunk
 
         body = build_generate_request(model, prompt, suffix=suffix, system=system,
                                       template=template, context=context, raw=raw, images=images,
                                       format=format, options=options, keep_alive=keep_alive,
-                                      think=think, logprobs=logprobs, top_logprobs=top_logprobs)
+                                      think=think, logprobs=logprobs, top_logprobs=top_logprobs,
+                                      truncate=truncate, shift=shift)
         num_ctx = _num_ctx(options)
         return GenerateStream(self._exchange("/api/generate", orjson.dumps(body), model,
                                              parse=parse_generate_chunk, num_ctx=num_ctx,
@@ -249,14 +268,20 @@ class AsyncOllama:
         parameters: Mapping[str, Any] | None = None,
         messages: Sequence[Message | dict[str, Any]] | None = None,
         quantize: str | None = None,
+        renderer: str | None = None,
+        parser: str | None = None,
+        requires: str | None = None,
     ) -> ProgressStream:
         """Create a model from another (`from_`) or from uploaded blobs (`files`: name -> digest,
-        see `create_blob`): a stream of Progress lines ending in `success`."""
+        see `create_blob`): a stream of Progress lines ending in `success`. `renderer` and
+        `parser` name the built-in prompt renderer and output parser to use instead of a template
+        (such as "qwen3-coder"); `requires` is the oldest Ollama version the model needs."""
         from .endpoints import build_create_request
 
         body = build_create_request(model, from_=from_, files=files, adapters=adapters,
                                     template=template, license=license, system=system,
-                                    parameters=parameters, messages=messages, quantize=quantize)
+                                    parameters=parameters, messages=messages, quantize=quantize,
+                                    renderer=renderer, parser=parser, requires=requires)
         return self._progress("/api/create", model, body)
 
     # -- plain request/response endpoints ---------------------------------------------------------
@@ -279,17 +304,37 @@ class AsyncOllama:
                                    keep_alive=keep_alive, options=options)
         return parse_embed(await self._json("POST", "/api/embed", body, model))
 
+    async def embeddings(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        keep_alive: float | str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> EmbeddingsResult:
+        """Deprecated: use `embed`. One prompt's embedding from the legacy `POST /api/embeddings`,
+        not normalised (`embed`'s are), for code whose stored vectors came from this endpoint. An
+        empty prompt only loads the model (the embedding is then empty)."""
+        from .endpoints import build_embeddings_request, parse_embeddings
+
+        body = build_embeddings_request(model, prompt, keep_alive=keep_alive, options=options)
+        return parse_embeddings(await self._json("POST", "/api/embeddings", body, model))
+
     async def list(self) -> ListResult:
         """The models on the server (`GET /api/tags`)."""
         from .endpoints import parse_list
 
         return parse_list(await self._json("GET", "/api/tags"))
 
-    async def show(self, model: str, *, verbose: bool = False) -> ShowResult:
-        """A model's details, template, parameters and capabilities (`POST /api/show`)."""
+    async def show(self, model: str, *, verbose: bool = False, system: str | None = None,
+                   options: Mapping[str, Any] | None = None) -> ShowResult:
+        """A model's details, template, parameters and capabilities (`POST /api/show`). `system`
+        shows the model with that system prompt instead of its own (in `.system` and the
+        modelfile), `options` with those parameters over its own (in the modelfile's PARAMETER
+        lines; `.parameters` stays the model's). `verbose` adds the tensors and long arrays."""
         from .endpoints import build_show_request, parse_show
 
-        body = build_show_request(model, verbose=verbose)
+        body = build_show_request(model, verbose=verbose, system=system, options=options)
         return parse_show(await self._json("POST", "/api/show", body, model))
 
     async def ps(self) -> PsResult:
@@ -305,6 +350,57 @@ class AsyncOllama:
             raise ProtocolError(f"{self.host}/api/version did not give a version string: "
                                 f"{version!r}")
         return version
+
+    async def status(self) -> StatusResult:
+        """The server's cloud status (`GET /api/status`, v0.16.2+): whether ollama.com's cloud
+        models and web search are disabled here, and by what."""
+        from .endpoints import parse_status
+
+        return parse_status(await self._needs("v0.16.2", "GET", "/api/status"))
+
+    async def web_search(self, query: str, max_results: int | None = None) -> WebSearchResult:
+        """Search the web through Ollama's web search (v0.18.0+): a local server forwards the query
+        to ollama.com, signed with its own key (sign in with `ollama signin`); with host
+        ollama.com the call goes there directly and needs OLLAMA_API_KEY. `max_results`: the
+        service's default is 5, its limit 10."""
+        from .endpoints import build_web_search_request, parse_web_search
+
+        body = build_web_search_request(query, max_results)
+        return parse_web_search(await self._web("web_search", body))
+
+    async def web_fetch(self, url: str) -> WebFetchResult:
+        """Fetch one web page's title, main text and links through Ollama's web fetch (v0.18.0+),
+        the same way as `web_search`."""
+        from .endpoints import build_web_fetch_request, parse_web_fetch
+
+        return parse_web_fetch(await self._web("web_fetch", build_web_fetch_request(url)))
+
+    async def _web(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A web search or fetch: at ollama.com with the API key, else through the local server
+        (which drops any Authorization header and signs the call itself)."""
+        from .config import is_hosted_service
+
+        if not is_hosted_service(self.host):
+            return await self._needs("v0.18.0", "POST", f"/api/experimental/{name}", body)
+        if not any(header.lower() == "authorization" for header in self._headers):
+            raise ValueError(
+                f"{name} at {self.host} (Ollama's hosted API) needs an API key: set "
+                "OLLAMA_API_KEY (create one at https://ollama.com/settings/keys) before creating "
+                "the client, or pass headers={'Authorization': 'Bearer <key>'}; or point host at "
+                "a local Ollama server that is signed in (`ollama signin`)"
+            )
+        return await self._json("POST", f"/api/{name}", body)
+
+    async def _needs(self, version: str, method: str, path: str,
+                     body: Any = None) -> dict[str, Any]:
+        """`_json` for an endpoint added in `version`: an older server's 404 says so."""
+        try:
+            return await self._json(method, path, body)
+        except ResponseError as exc:
+            if exc.status_code == 404 and "page not found" in exc.error:
+                exc.args = (f"{exc.message} ({path} is new in Ollama {version}: update the "
+                            "server)",)
+            raise
 
     async def delete(self, model: str) -> None:
         """Delete a model from the server (`DELETE /api/delete`); ModelNotFoundError when it is not

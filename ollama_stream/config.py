@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_HOST",
+    "HOSTED_SERVICE",
     "RETRYABLE_STATUSES",
     "RetryPolicy",
     "Timeouts",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
+# Ollama's hosted API: a host naming it without a scheme means https on 443, not http on 11434
+HOSTED_SERVICE = "ollama.com"
 _DEFAULT_PORT = "11434"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _SECONDS = re.compile(r"\d{1,9}(\.\d*)?")
@@ -58,10 +61,11 @@ def resolve_host(host: str | None = None) -> str:
     """The base URL to talk to: `host`, else `OLLAMA_HOST`, else http://127.0.0.1:11434.
 
     Follows Ollama's own rules (envconfig.Host): whitespace and quotes stripped; no scheme -> http
-    on port 11434; `http://` without a port -> 80, `https://` -> 443; `:1234` -> 127.0.0.1:1234;
-    bare IPv6 literals are bracketed; a path prefix is kept (trailing `/` dropped); the listen
-    addresses 0.0.0.0 and :: become 127.0.0.1 and ::1. Any scheme other than http or https is a
-    ValueError.
+    on port 11434, except for the hosted service: `ollama.com` (in any case, with or without a
+    trailing dot, a `/` or a path) -> https on 443, as Ollama does since v0.12.6; `http://` without
+    a port -> 80, `https://` -> 443; an explicit port wins; `:1234` -> 127.0.0.1:1234; bare IPv6
+    literals are bracketed; a path prefix is kept (trailing `/` dropped); the listen addresses
+    0.0.0.0 and :: become 127.0.0.1 and ::1. Any scheme other than http or https is a ValueError.
     """
     source = "host"
     if host is None:
@@ -91,6 +95,10 @@ def resolve_host(host: str | None = None) -> str:
     hostport, slash, path = hostport.partition("/")
     path = (slash + path).rstrip("/")
     name, port = _split_host_port(hostport)
+    if not sep and _names_hosted_service(name):
+        # Ollama sends only the exact text `ollama.com` there; any form of the name is taken here,
+        # since http to it would put the API key on the wire in clear text
+        scheme, default_port = "https", "443"
     if port is None:
         port = default_port
     if not port.isdigit() or not 0 < int(port) <= 65535:
@@ -110,6 +118,18 @@ def resolve_host(host: str | None = None) -> str:
     elif ip is not None and ip.version == 6:
         name = "[::1]" if ip.is_unspecified else f"[{ip.compressed}]"
     return f"{scheme}://{name}:{int(port)}{path}"
+
+
+def _names_hosted_service(name: str) -> bool:
+    return name.lower().rstrip(".") == HOSTED_SERVICE
+
+
+def is_hosted_service(base_url: str) -> bool:
+    """Whether a base URL from `resolve_host` is Ollama's hosted API (ollama.com), whose endpoints
+    need an API key and differ from a local server's for web search and fetch."""
+    _, _, rest = base_url.partition("://")
+    hostport = rest.partition("/")[0]
+    return _names_hosted_service(_split_host_port(hostport)[0])
 
 
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")

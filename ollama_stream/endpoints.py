@@ -1,10 +1,10 @@
-"""The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed,
-tags, show and ps, their parsers and accumulators, and the request builder of every endpoint but
-chat.
+"""The rest of Ollama's native API, sans-I/O: the typed values of generate, pull/push/create, embed
+and embeddings, tags, show, ps, status and web search/fetch, their parsers and accumulators, and
+the request builder of every endpoint but chat.
 
 Kept apart from the chat core so that `import ollama_stream` does not pay for them; the client
 imports this module the first time one of these endpoints is used. It is longer than 450 lines
-because it holds eleven endpoints in one import: each one's part is short, and they are alike.
+because it holds sixteen endpoints in one import: each one's part is short, and they are alike.
 """
 
 from __future__ import annotations
@@ -15,24 +15,28 @@ from typing import Any
 
 from ._arguments import _add_generation_options, check_model, wire_messages
 from .errors import StreamError
-from .protocol import _bad_field, error_text, parse_metrics, prompt_overflowed
-from .types import Message, Metrics
+from .protocol import _bad_field, _parse_tool_calls, error_text, parse_metrics, prompt_overflowed
+from .types import Message, Metrics, ToolCall
 
 __all__ = [
-    "EmbedResult", "GenerateAccumulator", "GenerateChunk", "GenerateResult", "ListResult",
-    "ModelDetails", "ModelInfo", "Progress", "ProgressAccumulator", "PsResult", "RunningModel",
-    "ShowResult",
+    "CloudStatus", "EmbedResult", "EmbeddingsResult", "GenerateAccumulator", "GenerateChunk",
+    "GenerateResult", "ListResult", "ModelDetails", "ModelInfo", "Progress", "ProgressAccumulator",
+    "PsResult", "RunningModel", "ShowResult", "StatusResult", "WebFetchResult", "WebSearchHit",
+    "WebSearchResult",
     "build_copy_request", "build_create_request", "build_delete_request", "build_embed_request",
-    "build_generate_request", "build_show_request", "build_transfer_request", "check_digest",
-    "parse_details", "parse_embed", "parse_generate_chunk", "parse_list", "parse_progress",
-    "parse_ps", "parse_show",
+    "build_embeddings_request", "build_generate_request", "build_show_request",
+    "build_transfer_request", "build_web_fetch_request", "build_web_search_request",
+    "check_digest", "parse_details", "parse_embed", "parse_embeddings", "parse_generate_chunk",
+    "parse_list", "parse_progress", "parse_ps", "parse_show", "parse_status", "parse_web_fetch",
+    "parse_web_search",
 ]
 
 
 @dataclass(slots=True)
 class GenerateChunk:
     """One streamed line of `/api/generate`. `context` (token ids) is set on the final chunk
-    only."""
+    only; so are `tool_calls`, parsed by the model's built-in parser (v0.11.0+, without ids).
+    `remote_model`/`remote_host` name the upstream of a proxied remote model (else None)."""
 
     model: str
     created_at: str
@@ -44,6 +48,9 @@ class GenerateChunk:
     context: list[int] | None
     logprobs: list[Any] | None
     raw: dict[str, Any]
+    tool_calls: tuple[ToolCall, ...] = ()
+    remote_model: str | None = None
+    remote_host: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -53,7 +60,7 @@ class GenerateChunk:
 
 @dataclass(slots=True)
 class GenerateResult:
-    """A finished `/api/generate` reply."""
+    """A finished `/api/generate` reply; `raw` is the final chunk's decoded line."""
 
     response: str
     thinking: str
@@ -63,6 +70,10 @@ class GenerateResult:
     model: str
     logprobs: list[Any] | None = None
     prompt_truncated: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+    remote_model: str | None = None
+    remote_host: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -107,7 +118,8 @@ class EmbedResult:
 
 @dataclass(slots=True)
 class ModelDetails:
-    """The `details` object of a model: format, family, size class and quantization."""
+    """The `details` object of a model: format, family, size class and quantization; the context
+    and embedding lengths where the server sends them (v0.30.0+, else None)."""
 
     parent_model: str = ""
     format: str = ""
@@ -116,11 +128,14 @@ class ModelDetails:
     parameter_size: str = ""
     quantization_level: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    context_length: int | None = None
+    embedding_length: int | None = None
 
 
 @dataclass(slots=True)
 class ModelInfo:
-    """A model on the server, as `/api/tags` lists it."""
+    """A model on the server, as `/api/tags` lists it. `capabilities` (v0.30.0+) such as
+    completion, tools, thinking; `remote_model`/`remote_host` for a remote model (else None)."""
 
     name: str
     model: str
@@ -129,13 +144,17 @@ class ModelInfo:
     modified_at: str
     details: ModelDetails
     raw: dict[str, Any] = field(default_factory=dict)
+    capabilities: tuple[str, ...] = ()
+    remote_model: str | None = None
+    remote_host: str | None = None
 
 
 @dataclass(slots=True)
 class ListResult:
-    """`/api/tags`: the models on the server."""
+    """`/api/tags`: the models on the server; `raw` is the decoded answer."""
 
     models: list[ModelInfo]
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -155,15 +174,18 @@ class RunningModel:
 
 @dataclass(slots=True)
 class PsResult:
-    """`/api/ps`: the models loaded now."""
+    """`/api/ps`: the models loaded now; `raw` is the decoded answer."""
 
     models: list[RunningModel]
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class ShowResult:
     """`/api/show`: a model's modelfile, template, parameters, details, architecture facts and
-    capabilities."""
+    capabilities; its `renderer` and `parser` (the Go code that renders its prompt and parses its
+    output, instead of a template), the Ollama version it `requires`, the `messages` it was created
+    with, and `remote_model`/`remote_host` for a remote model."""
 
     capabilities: tuple[str, ...]
     details: ModelDetails
@@ -174,6 +196,66 @@ class ShowResult:
     license: str = ""
     system: str = ""
     modified_at: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+    renderer: str = ""
+    parser: str = ""
+    requires: str = ""
+    messages: tuple[Message, ...] = ()
+    remote_model: str | None = None
+    remote_host: str | None = None
+
+
+@dataclass(slots=True)
+class CloudStatus:
+    """Whether this server may use ollama.com's cloud: `disabled` (OLLAMA_NO_CLOUD), and what
+    decided it, `source`: none, env, config or both."""
+
+    disabled: bool = False
+    source: str = ""
+
+
+@dataclass(slots=True)
+class StatusResult:
+    """`/api/status` (v0.16.2+): the server's cloud status; `raw` is the decoded answer."""
+
+    cloud: CloudStatus
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WebSearchHit:
+    """One result of a web search: the page's title, its URL and a relevant part of its text."""
+
+    title: str
+    url: str
+    content: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WebSearchResult:
+    """A web search's results, best first; `raw` is the decoded answer."""
+
+    results: list[WebSearchHit]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class WebFetchResult:
+    """A fetched web page: its title, its main text and the links found in it."""
+
+    title: str
+    content: str
+    links: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EmbeddingsResult:
+    """The legacy `/api/embeddings`: one embedding of one prompt, not normalised (unlike
+    `/api/embed`'s); empty when the prompt was empty (the model was only loaded)."""
+
+    embedding: list[float]
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -211,6 +293,11 @@ def _final_fields(obj: dict[str, Any]) -> tuple[bool, str | None, Metrics | None
     return True, _get(obj, "done_reason", str, None), parse_metrics(obj)
 
 
+def _remote(obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    """remote_model and remote_host (None when absent or empty, as Go leaves them out)."""
+    return _get(obj, "remote_model", str, None) or None, _get(obj, "remote_host", str, None) or None
+
+
 def parse_generate_chunk(obj: dict[str, Any]) -> GenerateChunk:
     """Type one decoded `/api/generate` line (StreamError for an error line, ProtocolError for wrong
     types)."""
@@ -219,9 +306,14 @@ def parse_generate_chunk(obj: dict[str, Any]) -> GenerateChunk:
     context = _get(obj, "context", list, None)
     if context is not None and not all(type(token) is int for token in context):
         raise _bad_field("context", context, "a list of integers")
+    calls = obj.get("tool_calls")
+    if calls is not None and type(calls) is not list:
+        raise _bad_field("tool_calls", calls, "a list")
+    tool_calls = _parse_tool_calls(calls) if calls else ()
     return GenerateChunk(_get(obj, "model", str, ""), _get(obj, "created_at", str, ""),
                          _get(obj, "response", str, ""), _get(obj, "thinking", str, ""), done,
-                         done_reason, metrics, context, _get(obj, "logprobs", list, None), obj)
+                         done_reason, metrics, context, _get(obj, "logprobs", list, None), obj,
+                         tool_calls, *_remote(obj))
 
 
 def parse_progress(obj: dict[str, Any]) -> Progress:
@@ -240,7 +332,13 @@ def parse_details(obj: object) -> ModelDetails:
     return ModelDetails(_get(obj, "parent_model", str, ""), _get(obj, "format", str, ""),
                         _get(obj, "family", str, ""), tuple(str(f) for f in families),
                         _get(obj, "parameter_size", str, ""),
-                        _get(obj, "quantization_level", str, ""), obj)
+                        _get(obj, "quantization_level", str, ""), obj,
+                        _get(obj, "context_length", int, None) or None,
+                        _get(obj, "embedding_length", int, None) or None)
+
+
+def _strings(obj: dict[str, Any], name: str) -> tuple[str, ...]:
+    return tuple(str(item) for item in _get(obj, name, list, []))
 
 
 def _objects(obj: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -256,9 +354,10 @@ def parse_list(obj: dict[str, Any]) -> ListResult:
     return ListResult([
         ModelInfo(_get(m, "name", str, ""), _get(m, "model", str, "") or _get(m, "name", str, ""),
                   _get(m, "size", int, 0), _get(m, "digest", str, ""),
-                  _get(m, "modified_at", str, ""), parse_details(m.get("details")), m)
+                  _get(m, "modified_at", str, ""), parse_details(m.get("details")), m,
+                  _strings(m, "capabilities"), *_remote(m))
         for m in _objects(obj, "models")
-    ])
+    ], obj)
 
 
 def parse_ps(obj: dict[str, Any]) -> PsResult:
@@ -271,48 +370,88 @@ def parse_ps(obj: dict[str, Any]) -> PsResult:
                      _get(m, "expires_at", str, ""), _get(m, "size_vram", int, 0),
                      _get(m, "context_length", int, None), m)
         for m in _objects(obj, "models")
-    ])
+    ], obj)
 
 
 def parse_show(obj: dict[str, Any]) -> ShowResult:
     """`POST /api/show`."""
-    capabilities = _get(obj, "capabilities", list, [])
-    return ShowResult(tuple(str(c) for c in capabilities), parse_details(obj.get("details")),
+    messages = []
+    for item in _objects(obj, "messages"):
+        try:
+            messages.append(Message.from_dict(item))
+        except (TypeError, ValueError) as exc:
+            raise _bad_field("messages[]", item, f"a message ({exc})") from None
+    return ShowResult(_strings(obj, "capabilities"), parse_details(obj.get("details")),
                       _get(obj, "modelfile", str, ""), _get(obj, "parameters", str, ""),
                       _get(obj, "template", str, ""), _get(obj, "model_info", dict, {}),
                       _get(obj, "license", str, ""), _get(obj, "system", str, ""),
-                      _get(obj, "modified_at", str, ""), obj)
+                      _get(obj, "modified_at", str, ""), obj, _get(obj, "renderer", str, ""),
+                      _get(obj, "parser", str, ""), _get(obj, "requires", str, ""),
+                      tuple(messages), *_remote(obj))
+
+
+def _vector(value: object, name: str) -> list[float]:
+    if not isinstance(value, list) or not all(type(x) in (float, int) for x in value):
+        raise _bad_field(name, value, "a list of numbers")
+    return [float(x) for x in value]
 
 
 def parse_embed(obj: dict[str, Any]) -> EmbedResult:
     """`POST /api/embed`: embeddings as lists of floats."""
-    vectors = _get(obj, "embeddings", list, [])
-    embeddings: list[list[float]] = []
-    for vector in vectors:
-        if not isinstance(vector, list) or not all(type(x) in (float, int) for x in vector):
-            raise _bad_field("embeddings[]", vector, "a list of numbers")
-        embeddings.append([float(x) for x in vector])
+    embeddings = [_vector(vector, "embeddings[]") for vector in _get(obj, "embeddings", list, [])]
     return EmbedResult(_get(obj, "model", str, ""), embeddings, parse_metrics(obj), obj)
 
 
-class GenerateAccumulator:
-    """Folds GenerateChunks: response and thinking concatenated; context, metrics and done_reason
-    from the final chunk; `prompt_truncated` as ChatAccumulator has it."""
+def parse_embeddings(obj: dict[str, Any]) -> EmbeddingsResult:
+    """The legacy `POST /api/embeddings`: one vector (null or [] when the prompt was empty)."""
+    embedding = obj.get("embedding")
+    return EmbeddingsResult([] if embedding is None else _vector(embedding, "embedding"), obj)
 
-    __slots__ = ("_logprobs", "_response", "_thinking", "chunks", "context", "done", "done_reason",
-                 "metrics", "model", "num_ctx", "prompt_truncated")
+
+def parse_status(obj: dict[str, Any]) -> StatusResult:
+    """`GET /api/status`."""
+    cloud = _get(obj, "cloud", dict, {})
+    return StatusResult(CloudStatus(_get(cloud, "disabled", bool, False),
+                                    _get(cloud, "source", str, "")), obj)
+
+
+def parse_web_search(obj: dict[str, Any]) -> WebSearchResult:
+    """`POST /api/experimental/web_search` (or ollama.com's `/api/web_search`)."""
+    return WebSearchResult([WebSearchHit(_get(hit, "title", str, ""), _get(hit, "url", str, ""),
+                                         _get(hit, "content", str, ""), hit)
+                            for hit in _objects(obj, "results")], obj)
+
+
+def parse_web_fetch(obj: dict[str, Any]) -> WebFetchResult:
+    """`POST /api/experimental/web_fetch` (or ollama.com's `/api/web_fetch`)."""
+    return WebFetchResult(_get(obj, "title", str, ""), _get(obj, "content", str, ""),
+                          _strings(obj, "links"), obj)
+
+
+class GenerateAccumulator:
+    """Folds GenerateChunks: response and thinking concatenated; tool calls collected from every
+    chunk; context, metrics, done_reason and `raw` from the final chunk; `prompt_truncated` as
+    ChatAccumulator has it."""
+
+    __slots__ = ("_logprobs", "_response", "_thinking", "_tool_calls", "chunks", "context", "done",
+                 "done_reason", "metrics", "model", "num_ctx", "prompt_truncated", "raw",
+                 "remote_host", "remote_model")
 
     def __init__(self, num_ctx: int | None = None) -> None:
         self.num_ctx = num_ctx
         self.prompt_truncated = False
         self._response: list[str] = []
         self._thinking: list[str] = []
+        self._tool_calls: list[ToolCall] = []
         self._logprobs: list[Any] | None = None
         self.context: list[int] | None = None
         self.model = ""
         self.done = False
         self.done_reason: str | None = None
         self.metrics: Metrics | None = None
+        self.raw: dict[str, Any] = {}
+        self.remote_model: str | None = None
+        self.remote_host: str | None = None
         self.chunks = 0
 
     def add(self, chunk: GenerateChunk) -> None:
@@ -321,24 +460,30 @@ class GenerateAccumulator:
             self._response.append(chunk.response)
         if chunk.thinking:
             self._thinking.append(chunk.thinking)
+        if chunk.tool_calls:
+            self._tool_calls.extend(chunk.tool_calls)
         if chunk.logprobs:
             self._logprobs = [*(self._logprobs or ()), *chunk.logprobs]
         self.model = self.model or chunk.model
+        self.remote_model = self.remote_model or chunk.remote_model
+        self.remote_host = self.remote_host or chunk.remote_host
         if chunk.done:
             self.done, self.done_reason, self.metrics = True, chunk.done_reason, chunk.metrics
-            self.context = chunk.context
+            self.context, self.raw = chunk.context, chunk.raw
             if self.num_ctx and chunk.metrics:
                 self.prompt_truncated = prompt_overflowed(self.model, chunk.metrics, self.num_ctx)
 
     @property
     def message(self) -> Message:
         """The reply so far as an assistant Message (used as `.partial` of errors)."""
-        return Message("assistant", "".join(self._response), "".join(self._thinking))
+        return Message("assistant", "".join(self._response), "".join(self._thinking), (),
+                       tuple(self._tool_calls))
 
     def result(self) -> GenerateResult:
         return GenerateResult("".join(self._response), "".join(self._thinking), self.context,
                               self.done_reason, self.metrics, self.model, self._logprobs,
-                              prompt_truncated=self.prompt_truncated)
+                              self.prompt_truncated, tuple(self._tool_calls), self.raw,
+                              self.remote_model, self.remote_host)
 
 
 class ProgressAccumulator:
@@ -382,7 +527,7 @@ def build_generate_request(
     raw: bool | None = None, images: Sequence[Any] | None = None, format: object = None,
     options: dict[str, Any] | None = None, keep_alive: float | str | None = None,
     think: object = None, logprobs: bool | None = None, top_logprobs: int | None = None,
-    stream: bool = True,
+    stream: bool = True, truncate: bool | None = None, shift: bool | None = None,
 ) -> dict[str, Any]:
     """Validate the arguments of a generate call and build its JSON body (only what is set)."""
     body: dict[str, Any] = {"model": check_model(model), "stream": stream}
@@ -399,7 +544,8 @@ def build_generate_request(
     if images is not None:
         body["images"] = list(Message("user", images=images).images)
     _add_generation_options(body, think=think, format=format, options=options,
-                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs)
+                            keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs,
+                            truncate=truncate, shift=shift)
     return body
 
 
@@ -434,11 +580,13 @@ def build_create_request(
     adapters: Mapping[str, str] | None = None, template: str | None = None,
     license: str | Sequence[str] | None = None, system: str | None = None,
     parameters: Mapping[str, Any] | None = None, messages: object = None,
-    quantize: str | None = None,
+    quantize: str | None = None, renderer: str | None = None, parser: str | None = None,
+    requires: str | None = None,
 ) -> dict[str, Any]:
     """Validate the arguments of a create call and build its JSON body (streamed progress)."""
     body: dict[str, Any] = {"model": check_model(model)}
-    texts = (("from", from_), ("template", template), ("system", system), ("quantize", quantize))
+    texts = (("from", from_), ("template", template), ("system", system), ("quantize", quantize),
+             ("renderer", renderer), ("parser", parser), ("requires", requires))
     for name, value in texts:
         if value is not None:
             if not isinstance(value, str):
@@ -461,6 +609,38 @@ def build_create_request(
     return body
 
 
+def build_embeddings_request(model: str, prompt: str, *, keep_alive: float | str | None = None,
+                             options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of a legacy `/api/embeddings` call: one prompt (an empty one only loads the
+    model)."""
+    body: dict[str, Any] = {"model": check_model(model)}
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str (one text; embed() takes several), "
+                        f"not {type(prompt).__name__}")
+    body["prompt"] = prompt
+    _add_generation_options(body, think=None, format=None, options=options,
+                            keep_alive=keep_alive, logprobs=None, top_logprobs=None)
+    return body
+
+
+def build_web_search_request(query: str, max_results: int | None = None) -> dict[str, Any]:
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"query must be a non-empty str, got {query!r}")
+    body: dict[str, Any] = {"query": query}
+    if max_results is not None:
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+            raise ValueError(f"max_results must be a positive int (the service's default is 5, "
+                             f"its limit 10), got {max_results!r}")
+        body["max_results"] = max_results
+    return body
+
+
+def build_web_fetch_request(url: str) -> dict[str, Any]:
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"url must be a non-empty str such as 'https://ollama.com', got {url!r}")
+    return {"url": url}
+
+
 def build_transfer_request(model: str, *, insecure: bool = False) -> dict[str, Any]:
     """The body of a pull or a push (streamed progress)."""
     body: dict[str, Any] = {"model": check_model(model)}
@@ -470,10 +650,19 @@ def build_transfer_request(model: str, *, insecure: bool = False) -> dict[str, A
     return body
 
 
-def build_show_request(model: str, *, verbose: bool = False) -> dict[str, Any]:
+def build_show_request(model: str, *, verbose: bool = False, system: str | None = None,
+                       options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`system` and `options` are what the answer is shown with: the system prompt in place of the
+    model's (in `system` and the modelfile), options over its parameters (in the modelfile)."""
     body: dict[str, Any] = {"model": check_model(model)}
     if verbose:
         body["verbose"] = True
+    _optional(body, "system", system, str, "a str")
+    if options is not None:
+        if not isinstance(options, Mapping):
+            raise TypeError(f"options must be a dict such as {{'num_ctx': 8192}}, "
+                            f"not {type(options).__name__}")
+        body["options"] = dict(options)
     return body
 
 

@@ -23,6 +23,7 @@ from ._arguments import (  # the request side, re-exported: `ollama_stream.proto
     wire_messages,
 )
 from .errors import PromptTruncatedWarning, ProtocolError, StreamError
+from .images import _is_base64
 from .types import ChatChunk, ChatResult, Message, Metrics, ToolCall
 
 __all__ = [
@@ -225,20 +226,42 @@ def parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
     """Type one decoded `/api/chat` line.
     Raises StreamError for an error line, ProtocolError for wrong types."""
     # Fast path for the chunk that makes up nearly every stream: a thinking or content delta,
-    # nothing else. Everything it does not accept (the final chunk, tool calls, logprobs, errors,
-    # wrong types) goes through the careful parser below, which also words the errors.
+    # nothing else. Everything it does not accept (the final chunk, tool calls, images, logprobs,
+    # errors, wrong types, a missing model or created_at) goes through the careful parser below,
+    # which also words the errors.
     get = obj.get
     message = get("message")
     if type(message) is dict and get("done") is False:
         content = message.get("content", "")
         thinking = message.get("thinking", "")
-        model = get("model", "")
-        created_at = get("created_at", "")
+        model = get("model")
+        created_at = get("created_at")
         if (type(content) is str and type(thinking) is str and type(model) is str
                 and type(created_at) is str and "tool_calls" not in message
-                and "logprobs" not in obj and "error" not in obj):
-            return ChatChunk(model, created_at, content, thinking, (), False, None, None, None, obj)
+                and "images" not in message):
+            if len(obj) == 4:  # model, created_at, message and done: nothing else to look for
+                return ChatChunk(model, created_at, content, thinking, (), False, None, None, None,
+                                 obj)
+            # a proxied remote model's deltas carry remote_model and remote_host on every line
+            remote_model = get("remote_model")
+            remote_host = get("remote_host")
+            if ("logprobs" not in obj and "error" not in obj
+                    and (remote_model is None or type(remote_model) is str)
+                    and (remote_host is None or type(remote_host) is str)):
+                return ChatChunk(model, created_at, content, thinking, (), False, None, None, None,
+                                 obj, (), remote_model or None, remote_host or None)
     return _parse_chat_chunk(obj)
+
+
+def _parse_images(value: object) -> tuple[str, ...]:
+    """`message.images`: base64 strs (Go's []byte), checked so that a path can never pass for one
+    when the message is sent back."""
+    if type(value) is not list:
+        raise _bad_field("message.images", value, "a list")
+    for image in value:
+        if type(image) is not str or not _is_base64(image):
+            raise _bad_field("message.images[]", image, "a base64 str")
+    return tuple(value)
 
 
 def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
@@ -246,6 +269,7 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
         text = error_text(obj) or ""
         raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
     message = obj.get("message")
+    images: tuple[str, ...] = ()
     if message is None:
         content = thinking = ""
         tool_calls: tuple[ToolCall, ...] = ()
@@ -262,6 +286,8 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
             thinking = ""
         calls = message.get("tool_calls")
         tool_calls = _parse_tool_calls(calls) if calls else ()
+        if message.get("images"):
+            images = _parse_images(message["images"])
     else:
         raise _bad_field("message", message, "an object")
 
@@ -285,21 +311,30 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
     logprobs = obj.get("logprobs")
     if logprobs is not None and type(logprobs) is not list:
         raise _bad_field("logprobs", logprobs, "a list")
+    # inline, not a helper: the final chunk's calls are counted too (tests/test_hot_path.py)
+    remote_model = obj.get("remote_model")
+    if remote_model is not None and type(remote_model) is not str:
+        raise _bad_field("remote_model", remote_model, "a string")
+    remote_host = obj.get("remote_host")
+    if remote_host is not None and type(remote_host) is not str:
+        raise _bad_field("remote_host", remote_host, "a string")
     return ChatChunk(model, created_at, content, thinking, tool_calls, done, done_reason, metrics,
-                     logprobs, obj)
+                     logprobs, obj, images, remote_model or None, remote_host or None)
 
 
 class ChatAccumulator:
     """Folds ChatChunks into the reply, as Ollama's streaming spec asks.
 
-    Content and thinking are concatenated; tool calls are collected from every chunk, the final one
-    included (newer servers attach them there); metrics and done_reason come from the final chunk.
-    With `num_ctx` (the window the request asked for), a final `prompt_eval_count` that reaches it
-    sets `prompt_truncated` and warns (PromptTruncatedWarning): the server probably cut the prompt.
+    Content and thinking are concatenated; tool calls and images are collected from every chunk, the
+    final one included (newer servers attach tool calls there); metrics, done_reason and `raw` come
+    from the final chunk. With `num_ctx` (the window the request asked for), a final
+    `prompt_eval_count` that reaches it sets `prompt_truncated` and warns (PromptTruncatedWarning):
+    the server probably cut the prompt.
     """
 
-    __slots__ = ("_content", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
-                 "done_reason", "metrics", "model", "num_ctx", "prompt_truncated")
+    __slots__ = ("_content", "_images", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
+                 "done_reason", "metrics", "model", "num_ctx", "prompt_truncated", "raw",
+                 "remote_host", "remote_model")
 
     def __init__(self, num_ctx: int | None = None) -> None:
         self.num_ctx = num_ctx
@@ -307,11 +342,15 @@ class ChatAccumulator:
         self._content: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[ToolCall] = []
+        self._images: list[str] = []
         self._logprobs: list[Any] | None = None
         self.model = ""
         self.done = False
         self.done_reason: str | None = None
         self.metrics: Metrics | None = None
+        self.raw: dict[str, Any] = {}
+        self.remote_model: str | None = None
+        self.remote_host: str | None = None
         self.chunks = 0
 
     def add(self, chunk: ChatChunk) -> None:
@@ -323,6 +362,8 @@ class ChatAccumulator:
             self._thinking.append(chunk.thinking)
         if chunk.tool_calls:
             self._tool_calls.extend(chunk.tool_calls)
+        if chunk.images:
+            self._images.extend(chunk.images)
         if chunk.logprobs:
             if self._logprobs is None:
                 self._logprobs = []
@@ -332,10 +373,16 @@ class ChatAccumulator:
             self.done_reason = chunk.done_reason
             self.metrics = chunk.metrics
             self.model = chunk.model or self.model
+            self.raw = chunk.raw
+            self.remote_model = chunk.remote_model or self.remote_model
+            self.remote_host = chunk.remote_host or self.remote_host
             if self.num_ctx and chunk.metrics:  # only then a call: this is the hot path's room
                 self.prompt_truncated = prompt_overflowed(self.model, chunk.metrics, self.num_ctx)
         elif not self.model:
+            # the first chunk: remote_model and remote_host are on every chunk that has them
             self.model = chunk.model
+            self.remote_model = chunk.remote_model
+            self.remote_host = chunk.remote_host
 
     @property
     def content(self) -> str:
@@ -348,12 +395,16 @@ class ChatAccumulator:
     @property
     def message(self) -> Message:
         """The assistant message accumulated so far, ready to append to the history."""
-        return Message("assistant", self.content, self.thinking, (), tuple(self._tool_calls))
+        message = Message("assistant", self.content, self.thinking, (), tuple(self._tool_calls))
+        if self._images:
+            # already checked base64 (`_parse_images`): set as they are, never read as paths
+            message.images = tuple(self._images)
+        return message
 
     def result(self) -> ChatResult:
         """The finished reply (call after the final chunk)."""
         return ChatResult(self.message, self.model, self.done_reason, self.metrics, self._logprobs,
-                          prompt_truncated=self.prompt_truncated)
+                          self.prompt_truncated, self.raw, self.remote_model, self.remote_host)
 
 
 def prompt_overflowed(model: str, metrics: Metrics, num_ctx: int) -> bool:

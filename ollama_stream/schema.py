@@ -2,10 +2,11 @@
 tool parameters (and, later, for structured output).
 
 `schema_for_annotation` turns an annotation (str, int, float, bool, list[T], tuple[T, ...],
-dict[str, T], Literal, Enum, Optional, Union, Annotated, dataclasses, TypedDicts) into a schema,
-with field descriptions read from docstrings (`parse_docstring`: Google, reST or NumPy style);
-`validate_arguments` checks a JSON value against such a schema, and `_convert` turns it back into
-the declared Python types. No I/O here.
+fixed-length tuples such as tuple[int, str], dict[str, T], Literal, Enum, Optional, Union,
+Annotated, dataclasses, TypedDicts) into a schema, with field descriptions read from docstrings
+(`parse_docstring`: Google, reST or NumPy style, section names in any case); `validate_arguments`
+checks a JSON value against such a schema, and `_convert` turns it back into the declared Python
+types. No I/O here.
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", b
 _KEY_QUALIFIERS = tuple(
     q for q in (getattr(typing, "Required", None), getattr(typing, "NotRequired", None)) if q)
 _NONE = type(None)
+_BARE_TUPLES = (tuple, typing.Tuple)  # noqa: UP006 - the bare typing name, as written in hints
 
 
+# Section names in any case: `args:` is as common as `Args:`.
 _GOOGLE_SECTION = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|"
-                             r"Attributes):\s*$")
+                             r"Attributes):\s*$", re.IGNORECASE)
 _GOOGLE_ENTRY = re.compile(r"^(\*{0,2}\w+)\s*(\([^)]*\))?\s*:\s*(.*)$")
 _REST_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$")
 _NUMPY_ENTRY = re.compile(r"^(\w+)\s*(:.*)?$")
-_ANY_SECTION = re.compile(r"^(Returns?|Raises|Yields|Examples?|Notes?|See Also|References):?\s*$")
+_ANY_SECTION = re.compile(r"^(Returns?|Raises|Yields|Examples?|Notes?|See Also|References):?\s*$",
+                          re.IGNORECASE)
+_NUMPY_PARAMETERS = ("parameters", "arguments", "other parameters")
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
@@ -68,7 +73,7 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
         if _GOOGLE_SECTION.match(stripped) and indent == 0:
             mode, current = "google", None
             continue
-        if stripped in ("Parameters", "Arguments", "Other Parameters") and set(nxt) == {"-"}:
+        if stripped.lower() in _NUMPY_PARAMETERS and set(nxt) == {"-"}:
             mode, current = "numpy", None
             continue
         if mode == "numpy" and set(stripped) == {"-"}:
@@ -178,6 +183,10 @@ def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[
         if len(kinds) == 1 and None not in kinds:
             return {"type": kinds.pop(), "enum": values}
         return {"enum": values}
+    if annotation in _BARE_TUPLES:  # items of any type, any number of them
+        return {"type": "array"}
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        return _fixed_tuple_schema(args, where, _depth)
     if (origin in (list, Sequence, typing.Sequence, set, frozenset)
             or annotation in (list, Sequence)
             or (origin is tuple and len(args) == 2 and args[1] is Ellipsis)):
@@ -201,8 +210,26 @@ def schema_for_annotation(annotation: Any, where: str, _depth: int = 0) -> dict[
         return _object_schema_for_class(annotation, where, _depth)
     raise TypeError(
         f"{where}: unsupported annotation {annotation!r}; use str, int, float, bool, list[...], "
-        "dict[str, ...], Literal[...], an Enum, Optional[...], a dataclass or a TypedDict"
+        "tuple[...], dict[str, ...], Literal[...], an Enum, Optional[...], a dataclass or a "
+        "TypedDict"
     )
+
+
+def _fixed_tuple_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The item types of a fixed-length tuple; `tuple[()]` is `((),)` on Python 3.10."""
+    return () if args == ((),) else args
+
+
+def _fixed_tuple_schema(args: tuple[Any, ...], where: str, depth: int) -> dict[str, Any]:
+    """tuple[int, str] as JSON Schema 2020-12 writes a closed tuple: one `prefixItems` entry per
+    position, exactly that many items, no others."""
+    items = _fixed_tuple_args(args)
+    if not items:  # prefixItems may not be empty
+        return {"type": "array", "maxItems": 0}
+    prefix = [schema_for_annotation(item, f"{where}[{i}]", depth + 1)
+              for i, item in enumerate(items)]
+    return {"type": "array", "prefixItems": prefix, "minItems": len(items),
+            "maxItems": len(items), "items": False}
 
 
 def _resolve_strings(annotation: Any, globalns: Any, localns: Any) -> Any:
@@ -300,8 +327,8 @@ def _same_json(a: Any, b: Any) -> bool:
 
 def validate_arguments(schema: Mapping[str, Any], value: Any, path: str = "arguments") -> list[str]:
     """Check a value against the parts of JSON Schema that tool calls use: type, enum, required,
-    properties, items, additionalProperties, anyOf/oneOf. Returns the problems found (empty when it
-    fits)."""
+    properties, additionalProperties, items, prefixItems, minItems/maxItems, anyOf/oneOf. Returns
+    the problems found (empty when it fits)."""
     problems: list[str] = []
     expected = schema.get("type")
     if expected is not None:
@@ -334,9 +361,32 @@ def validate_arguments(schema: Mapping[str, Any], value: Any, path: str = "argum
                     problems.append(f"{path} has an unexpected {name!r}")
                 elif isinstance(extra, Mapping):
                     problems.extend(validate_arguments(extra, item, f"{path}.{name}"))
-    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for i, item in enumerate(value):
-            problems.extend(validate_arguments(schema["items"], item, f"{path}[{i}]"))
+    if isinstance(value, list):
+        problems.extend(_array_problems(schema, value, path))
+    return problems
+
+
+def _array_problems(schema: Mapping[str, Any], value: list[Any], path: str) -> list[str]:
+    """prefixItems check the first items, one schema each; `items` the rest (all of them without
+    prefixItems), and `items: false` allows no more; then minItems and maxItems."""
+    problems: list[str] = []
+    prefix = schema.get("prefixItems")
+    prefix = prefix if isinstance(prefix, list) else []
+    for i, (item_schema, item) in enumerate(zip(prefix, value, strict=False)):
+        if isinstance(item_schema, Mapping):
+            problems.extend(validate_arguments(item_schema, item, f"{path}[{i}]"))
+    items = schema.get("items")
+    if isinstance(items, Mapping):
+        for i in range(len(prefix), len(value)):
+            problems.extend(validate_arguments(items, value[i], f"{path}[{i}]"))
+    most = schema.get("maxItems")
+    if items is False:
+        most = len(prefix) if not isinstance(most, int) else min(most, len(prefix))
+    least = schema.get("minItems")
+    if isinstance(least, int) and len(value) < least:
+        problems.append(f"{path} should have at least {least} items, got {len(value)}")
+    if isinstance(most, int) and len(value) > most:
+        problems.append(f"{path} should have at most {most} items, got {len(value)}")
     return problems
 
 
@@ -369,8 +419,15 @@ def _convert(annotation: Any, value: Any) -> Any:
     args = typing.get_args(annotation)
     if origin in (list, Sequence, typing.Sequence) and args and isinstance(value, list):
         return [_convert(args[0], item) for item in value]
-    if origin is tuple and args and isinstance(value, list):
-        return tuple(_convert(args[0], item) for item in value)
+    if annotation in _BARE_TUPLES and isinstance(value, list):
+        return tuple(value)
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], item) for item in value)
+        # validated first, so the lengths agree; an extra item would be kept as it is
+        types_ = _fixed_tuple_args(args)
+        return tuple(_convert(types_[i], item) if i < len(types_) else item
+                     for i, item in enumerate(value))
     if origin in (dict, Mapping) and len(args) == 2 and isinstance(value, dict):
         return {k: _convert(args[1], v) for k, v in value.items()}
     return value

@@ -18,8 +18,9 @@ from .images import encode_image
 
 __all__ = ["ROLES", "ChatChunk", "ChatResult", "Message", "Metrics", "ToolCall"]
 
+# The roles Ollama's templates know. Any other non-empty role is sent as it is (the server takes any
+# role and lowercases it; the model's template decides what it means), so this is a reference only.
 ROLES = frozenset({"system", "user", "assistant", "tool"})
-_MESSAGE_KEYS = ("role", "content", "thinking", "images", "tool_calls", "tool_name", "tool_call_id")
 
 
 def _optional_str(value: object, name: str) -> str | None:
@@ -89,7 +90,8 @@ class Message:
 
     Append the accumulated assistant message (thinking, content and tool_calls) to the history, then
     one `Message("tool", result, tool_name=...)` per executed call, and the next turn has what the
-    model needs.
+    model needs. `role` is any non-empty str, lowercased as the server does (system, user, assistant
+    and tool are the ones every template knows).
     """
 
     role: str
@@ -102,8 +104,9 @@ class Message:
 
     def __post_init__(self) -> None:
         role = self.role
-        if not isinstance(role, str) or role.lower() not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(sorted(ROLES))}; got {role!r}")
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"role must be a non-empty str such as {', '.join(sorted(ROLES))}; "
+                             f"got {role!r}")
         self.role = role.lower()
         if self.content is None:
             self.content = ""
@@ -142,16 +145,14 @@ class Message:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
-        """Build a Message from its wire form (or the dicts users write by hand),
-        validating each field."""
+        """Build a Message from its wire form (or the dicts users write by hand), validating each
+        field. Keys that are not message fields (a `timestamp`, ids an app stores) are ignored, and
+        so never sent."""
         if not isinstance(data, Mapping):
             raise TypeError(f"a message must be a Message or a dict, not {type(data).__name__}")
-        unknown = [key for key in data if key not in _MESSAGE_KEYS]
-        if unknown:
-            raise ValueError(f"unknown message field(s) {', '.join(map(repr, unknown))}; "
-                             f"a message has {', '.join(_MESSAGE_KEYS)}")
         if "role" not in data:
-            raise ValueError("a message needs a 'role' (system, user, assistant or tool)")
+            raise ValueError("a message needs a 'role' (such as system, user, assistant or tool); "
+                             f"got the keys {', '.join(map(repr, data)) or '(none)'}")
         return cls(
             data["role"],
             data.get("content", ""),
@@ -204,7 +205,12 @@ class Metrics:
 @dataclass(slots=True)
 class ChatChunk:
     """One streamed line of `/api/chat`, typed.
-    `raw` is the decoded line, for fields not modelled here."""
+    `raw` is the decoded line, for fields not modelled here.
+
+    `images` are base64 images in the message (rare: only models that output images send them).
+    `remote_model` and `remote_host` name the upstream model and Ollama host when the model is a
+    remote one that this server proxies (v0.12.0+); None otherwise.
+    """
 
     model: str
     created_at: str
@@ -216,6 +222,9 @@ class ChatChunk:
     metrics: Metrics | None
     logprobs: list[Any] | None
     raw: dict[str, Any]
+    images: tuple[str, ...] = ()
+    remote_model: str | None = None
+    remote_host: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -229,6 +238,8 @@ class ChatResult:
 
     `truncated` says the output stopped at the length limit (`num_predict`);
     `prompt_truncated` that the prompt probably did not fit `num_ctx` and the server cut it.
+    `raw` is the final chunk's decoded line, for fields not modelled here; `remote_model` and
+    `remote_host` name the upstream of a proxied remote model (else None).
     """
 
     message: Message
@@ -237,6 +248,9 @@ class ChatResult:
     metrics: Metrics | None
     logprobs: list[Any] | None = None
     prompt_truncated: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+    remote_model: str | None = None
+    remote_host: str | None = None
 
     @property
     def truncated(self) -> bool:

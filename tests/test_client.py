@@ -147,7 +147,7 @@ async def test_bad_arguments_fail_before_any_io(fake: FakeOllama, client: AsyncO
     with pytest.raises(ValueError, match="model"):
         client.chat("", USER)
     with pytest.raises(ValueError, match=r"messages\[0\]: role"):
-        client.chat("qwen3", [{"role": "robot", "content": "x"}])
+        client.chat("qwen3", [{"role": "", "content": "x"}])
     with pytest.raises(ValueError, match="think"):
         client.chat("qwen3", USER, think="extreme")
     with pytest.raises(ValueError, match="top_logprobs"):

@@ -13,6 +13,7 @@ from ollama_stream.config import (
     DEFAULT_HOST,
     RetryPolicy,
     Timeouts,
+    is_hosted_service,
     parse_retry_after,
     resolve_host,
 )
@@ -73,6 +74,22 @@ HOST_CASES = [
     ("[::]:8080", "http://[::1]:8080"),
     ("http://[::]", "http://[::1]:80"),
     ("https://[::]:8443", "https://[::1]:8443"),
+    # the hosted service without a scheme -> https on 443 (envconfig.Host, v0.12.6), in any form
+    ("ollama.com", "https://ollama.com:443"),
+    ('"ollama.com"', "https://ollama.com:443"),
+    ("OLLAMA.COM", "https://OLLAMA.COM:443"),
+    ("ollama.com/", "https://ollama.com:443"),
+    ("ollama.com.", "https://ollama.com.:443"),
+    ("ollama.com:443", "https://ollama.com:443"),
+    ("ollama.com:8443", "https://ollama.com:8443"),
+    ("ollama.com/prefix/", "https://ollama.com:443/prefix"),
+    # ... but an explicit scheme wins, and only that name is the hosted service
+    ("http://ollama.com", "http://ollama.com:80"),
+    ("https://ollama.com", "https://ollama.com:443"),
+    ("www.ollama.com", "http://www.ollama.com:11434"),
+    ("myollama.com", "http://myollama.com:11434"),
+    ("ollama.com.example", "http://ollama.com.example:11434"),
+    ("ollama.co", "http://ollama.co:11434"),
     # scheme is case-insensitive
     ("HTTP://example.com", "http://example.com:80"),
     ("HTTPS://example.com:8443", "https://example.com:8443"),
@@ -106,6 +123,8 @@ def test_resolve_host_empty_env_is_default(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize(("env", "expected"), [
     ("example.com", "http://example.com:11434"),
+    ("ollama.com", "https://ollama.com:443"),
+    ("  'ollama.com'  ", "https://ollama.com:443"),
     ("https://example.com", "https://example.com:443"),
     ('"0.0.0.0:8080"', "http://127.0.0.1:8080"),
     ("::1", "http://[::1]:11434"),
@@ -115,6 +134,27 @@ def test_resolve_host_reads_env(env: str, expected: str, monkeypatch: pytest.Mon
     monkeypatch.setenv("OLLAMA_HOST", env)
     assert resolve_host(None) == expected
     assert resolve_host() == expected
+
+
+@pytest.mark.parametrize(("host", "hosted"), [
+    ("ollama.com", True), ("https://ollama.com", True), ("http://OLLAMA.com:8080/x", True),
+    ("ollama.com.", True), ("www.ollama.com", False), ("localhost", False), ("::1", False),
+    ("http://127.0.0.1:11434", False), ("ollama.com.example", False),
+])
+def test_is_hosted_service(host: str, hosted: bool) -> None:
+    assert is_hosted_service(resolve_host(host)) is hosted
+
+
+def test_the_client_takes_ollama_host_ollama_com_as_https(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ollama_stream import AsyncOllama, Ollama
+
+    monkeypatch.setenv("OLLAMA_HOST", "ollama.com")
+    assert AsyncOllama().host == "https://ollama.com:443"
+    client = Ollama()
+    try:
+        assert client.host == "https://ollama.com:443"
+    finally:
+        client.close()
 
 
 def test_resolve_host_explicit_wins_over_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ validate_arguments."""
 import enum
 import json
 import sys
+import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional, TypedDict, Union
 
@@ -124,6 +125,11 @@ def f_bare_dict(x: dict) -> None: ...  # type: ignore[type-arg]
 def f_dict_str_float(x: dict[str, float]) -> None: ...
 def f_dict_str_any(x: dict[str, Any]) -> None: ...
 def f_tuple_var(x: tuple[str, ...]) -> None: ...
+def f_tuple_pair(x: tuple[int, str]) -> None: ...
+def f_tuple_typing(x: typing.Tuple[float, bool]) -> None: ...  # noqa: UP006
+def f_tuple_nested(x: tuple[Point, Literal["a", "b"]]) -> None: ...
+def f_tuple_empty(x: tuple[()]) -> None: ...
+def f_tuple_bare(x: tuple) -> None: ...  # type: ignore[type-arg]
 def f_literal(x: Literal["a", "b"]) -> None: ...
 def f_literal_int(x: Literal[1, 2, 3] = 2) -> None: ...
 def f_literal_mixed(x: Literal[1, "x"]) -> None: ...
@@ -162,6 +168,8 @@ def _r(required: list[str], **properties: Any) -> dict[str, Any]:
 
 
 GOOD_POINT = {"lat": 48.85, "lon": 2.35}
+PAIR = {"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "minItems": 2,
+        "maxItems": 2, "items": False}
 
 # (function, expected parameters, a valid argument dict, an invalid one)
 TABLE = [
@@ -182,6 +190,22 @@ TABLE = [
                  {"x": "a"}, id="dict[str,Any]"),
     pytest.param(f_tuple_var, _r(["x"], x={"type": "array", "items": {"type": "string"}}),
                  {"x": ["a", "b"]}, {"x": ["a", 2]}, id="tuple[str,...]"),
+    pytest.param(f_tuple_pair, _r(["x"], x=PAIR), {"x": [1, "a"]}, {"x": [1, "a", 2]},
+                 id="tuple[int,str]-too-long"),
+    pytest.param(f_tuple_typing,
+                 _r(["x"], x={"type": "array", "prefixItems": [{"type": "number"},
+                                                                {"type": "boolean"}],
+                              "minItems": 2, "maxItems": 2, "items": False}),
+                 {"x": [1, True]}, {"x": [1.5]}, id="Tuple[float,bool]-too-short"),
+    pytest.param(f_tuple_nested,
+                 _r(["x"], x={"type": "array",
+                              "prefixItems": [POINT_SCHEMA, {"type": "string", "enum": ["a", "b"]}],
+                              "minItems": 2, "maxItems": 2, "items": False}),
+                 {"x": [GOOD_POINT, "b"]}, {"x": [GOOD_POINT, "c"]}, id="tuple[dataclass,Literal]"),
+    pytest.param(f_tuple_empty, _r(["x"], x={"type": "array", "maxItems": 0}), {"x": []},
+                 {"x": [1]}, id="tuple[()]"),
+    pytest.param(f_tuple_bare, _r(["x"], x={"type": "array"}), {"x": [1, "a"]}, {"x": "a"},
+                 id="bare-tuple"),
     pytest.param(f_literal, _r(["x"], x={"type": "string", "enum": ["a", "b"]}), {"x": "b"},
                  {"x": "c"}, id="Literal[str]"),
     pytest.param(f_literal_int, _p(x={"type": "integer", "enum": [1, 2, 3], "default": 2}), {},
@@ -578,9 +602,17 @@ def test_docstring_with_only_an_args_section_has_no_summary() -> None:
      ("S.", {"a": "A map: of things.", "b": "B."})),
     ("S.\n\nKeyword Args:\n    a: A.\n", ("S.", {"a": "A."})),
     ("S.\n\nArgs:\n    a: A.\nReturns:\n    b: B.\n", ("S.", {"a": "A."})),
+    ("S.\n\nargs:\n    a: A.\n    b: B.\n", ("S.", {"a": "A.", "b": "B."})),
+    ("args:\n    a: A.\n", ("", {"a": "A."})),
+    ("S.\n\nARGUMENTS:\n    a: A.\nreturns:\n    b: B.\n", ("S.", {"a": "A."})),
+    ("S.\n\nkeyword arguments:\n    a: A.\n", ("S.", {"a": "A."})),
+    ("S.\n\nparameters\n----------\na : int\n    The a.\nreturns\n-------\nint\n",
+     ("S.", {"a": "The a."})),
 ], ids=["none", "empty", "args-first-line", "one-line", "leading-newline",
         "args-right-after-summary", "param-right-after-summary", "returns-only", "star-args",
-        "google-type-and-colon-continuation", "keyword-args", "returns-without-blank"])
+        "google-type-and-colon-continuation", "keyword-args", "returns-without-blank",
+        "lowercase-args", "lowercase-args-first-line", "uppercase-and-lowercase-sections",
+        "lowercase-keyword-arguments", "lowercase-numpy"])
 def test_parse_docstring_table(doc: str | None, expected: tuple[str, dict[str, str]]) -> None:
     assert parse_docstring(doc) == expected
 
@@ -591,7 +623,6 @@ def test_parse_docstring_table(doc: str | None, expected: tuple[str, dict[str, s
 def takes_set(tags: set[int]) -> None: ...
 def takes_class(thing: Opaque) -> None: ...
 def takes_int_keys(scores: dict[int, str]) -> None: ...
-def takes_pair(pair: tuple[int, str]) -> None: ...
 def takes_untyped(x, y: int) -> None: ...  # type: ignore[no-untyped-def]
 def takes_bad_field(where: Route, extra: list[Opaque]) -> None: ...
 def takes_recursive(tree: Node) -> None: ...
@@ -602,14 +633,13 @@ def takes_unresolvable(x: "Missing") -> None: ...  # type: ignore[name-defined] 
     (takes_set, r"parameter 'tags' of tool 'takes_set': sets are not JSON"),
     (takes_class, r"parameter 'thing' of tool 'takes_class': unsupported annotation .*Opaque"),
     (takes_int_keys, r"parameter 'scores' of tool 'takes_int_keys': object keys must be str"),
-    (takes_pair, r"parameter 'pair' of tool 'takes_pair': unsupported annotation"),
     (takes_untyped, r"parameter 'x' of tool 'takes_untyped' has no type annotation"),
     (takes_bad_field, r"parameter 'extra' of tool 'takes_bad_field': unsupported annotation"),
     (takes_recursive,
      r"parameter 'tree' of tool 'takes_recursive'(\.children)+: the type nests too deeply"),
     (takes_unresolvable, r"parameter 'x' of tool 'takes_unresolvable': cannot resolve"),
-], ids=["set", "plain-class", "dict-int-keys", "fixed-tuple", "no-annotation", "list-of-class",
-        "recursive", "unresolvable"])
+], ids=["set", "plain-class", "dict-int-keys", "no-annotation", "list-of-class", "recursive",
+        "unresolvable"])
 def test_unsupported_annotations_raise_type_error(function: Any, pattern: str) -> None:
     with pytest.raises(TypeError, match=pattern):
         schema_for_function(function)
@@ -878,6 +908,19 @@ EITHER = {"anyOf": [{"type": "integer"}, {"type": "string", "enum": ["auto"]}]}
     ({"type": ["string", "null"]}, "s", None),
     ({"type": ["string", "null"]}, 1, "arguments should be string or null, got int 1"),
     ({}, {"anything": [1, None]}, None),
+    (PAIR, [1, "a"], None),
+    (PAIR, [1.0, "a"], None),
+    (PAIR, ["1", "a"], "arguments[0] should be integer, got str '1'"),
+    (PAIR, [1, 2], "arguments[1] should be string, got int 2"),
+    (PAIR, [1], "arguments should have at least 2 items, got 1"),
+    (PAIR, [1, "a", None], "arguments should have at most 2 items, got 3"),
+    ({"type": "array", "prefixItems": [{"type": "integer"}], "items": False}, [1, 2],
+     "arguments should have at most 1 items, got 2"),
+    ({"type": "array", "prefixItems": [{"type": "integer"}]}, [1, "open tuple"], None),
+    ({"type": "array", "prefixItems": [{"type": "integer"}], "items": {"type": "string"}},
+     [1, "a", 3], "arguments[2] should be string, got int 3"),
+    ({"type": "array", "maxItems": 0}, [], None),
+    ({"type": "array", "minItems": 1}, [], "arguments should have at least 1 items, got 0"),
 ])
 def test_validate_arguments(schema: dict[str, Any], value: Any, problem: str | None) -> None:
     problems = validate_arguments(schema, value)
@@ -927,3 +970,42 @@ def test_mixed_literal_schema_and_bool_argument() -> None:
     parameters = schema_for_function(f_literal_mixed)["parameters"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"x": True}, parameters)
+
+
+# -- fixed-length tuples: schema, checks and conversion --------------------------------------------
+
+
+def move(frm: tuple[int, int], to: tuple[int, int], piece: tuple[Point, Color]) -> str:
+    """Move a piece.
+
+    args:
+        frm: Row and column it leaves.
+        to: Row and column it reaches.
+        piece: Where it was bought, and its colour.
+    """
+    return f"{frm} -> {to} with {piece}"
+
+
+def test_a_lowercase_args_section_describes_the_parameters() -> None:
+    function = Tool.from_function(move).to_schema()["function"]
+    assert function["description"] == "Move a piece."
+    properties = function["parameters"]["properties"]
+    assert properties["frm"]["description"] == "Row and column it leaves."
+    assert properties["piece"]["prefixItems"][1] == {"type": "string", "enum": ["red", "green"]}
+
+
+async def test_tuple_arguments_arrive_as_tuples_of_the_declared_types() -> None:
+    seen: list[Any] = []
+
+    def record(frm: tuple[int, int], to: tuple[int, int], piece: tuple[Point, Color]) -> str:
+        seen.extend([frm, to, piece])
+        return "ok"
+
+    arguments = {"frm": [1.0, 2], "to": [3, 4], "piece": [{"lat": 1, "lon": 2}, "red"]}
+    [result] = await run_tool_calls([record], [ToolCall("record", arguments)])
+    assert result.ok, result.error
+    assert seen == [(1, 2), (3, 4), (Point(1.0, 2.0), Color.RED)]
+    assert [type(x) for x in seen[0]] == [int, int]
+    [bad] = await run_tool_calls([record], [ToolCall("record", {**arguments, "to": [3]})])
+    assert bad.error == ("invalid arguments for 'record': arguments.to should have at least 2 "
+                         "items, got 1")
