@@ -24,7 +24,7 @@ from .config import RetryPolicy, Timeouts, resolve_host
 from .errors import OllamaConnectionError, OllamaTimeoutError, ProtocolError, ResponseError
 from .protocol import DEFAULT_MAX_LINE_BYTES, build_chat_request
 from .streams import ChatStream, GenerateStream, ProgressStream
-from .types import ChatChunk, Message
+from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
     from .agent import ToolLoop
@@ -121,9 +121,16 @@ class AsyncOllama:
             await self.backend.aclose()
 
     def _exchange(self, path: str, body: Any, model: str | None, *,
-                  retry: RetryPolicy | None = None, **kind: Any) -> Exchange:
-        """A new request with this client's settings; `kind` sets the method, parser or backend."""
-        return Exchange(self._transport, path, body, model, timeouts=self.timeouts,
+                  timeouts: Timeouts | None = None, retry: RetryPolicy | None = None,
+                  **kind: Any) -> Exchange:
+        """A new request with this client's settings, or the call's own `timeouts` and `retry`
+        (checked here, before any I/O); `kind` sets the method, parser or backend."""
+        if timeouts is not None and not isinstance(timeouts, Timeouts):
+            raise TypeError(f"timeouts must be a Timeouts, not {type(timeouts).__name__}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+        return Exchange(self._transport, path, body, model,
+                        timeouts=timeouts if timeouts is not None else self.timeouts,
                         retry=retry if retry is not None else self.retry,
                         max_line_bytes=self.max_line_bytes, sleep=self._sleep, rng=self._rng,
                         **kind)
@@ -144,6 +151,8 @@ class AsyncOllama:
         top_logprobs: int | None = None,
         truncate: bool | None = None,
         shift: bool | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> ChatStream:
         """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent
         until the returned ChatStream is iterated. An argument left as None is not sent (the
@@ -151,7 +160,7 @@ class AsyncOllama:
         unchanged). `truncate=False` makes an over-long history an error instead of dropping its
         oldest messages; `shift=False` makes running out of context an error instead of shifting
         it (both default to true on the server, v0.12.6+; a `shift` unlike the loaded model's
-        reloads it).
+        reloads it). `timeouts` and `retry` replace the client's for this call only.
         """
         if (tools is not None and not isinstance(tools, (str, bytes, dict))
                 and isinstance(tools, Sequence) and not all(type(tool) is dict for tool in tools)):
@@ -166,8 +175,29 @@ class AsyncOllama:
             from .backends import ChatRequest
 
             return ChatStream(self._exchange("/api/chat", b"", model, backend=self.backend,
-                                             request=ChatRequest(model, body), num_ctx=num_ctx))
-        return ChatStream(self._exchange("/api/chat", orjson.dumps(body), model, num_ctx=num_ctx))
+                                             request=ChatRequest(model, body), num_ctx=num_ctx,
+                                             timeouts=timeouts, retry=retry))
+        return ChatStream(self._exchange("/api/chat", orjson.dumps(body), model, num_ctx=num_ctx,
+                                         timeouts=timeouts, retry=retry))
+
+    async def load(self, model: str, *, keep_alive: float | str | None = None,
+                   timeouts: Timeouts | None = None,
+                   retry: RetryPolicy | None = None) -> ChatResult:
+        """Load a model into memory without generating anything: `POST /api/chat` with no
+        messages, which the server answers with `done_reason` "load". `keep_alive` says how long
+        it stays (seconds or a duration such as "10m"; negative = until unloaded). Loading can
+        take minutes: a `timeouts=Timeouts(first_chunk=...)` here sizes the wait for it."""
+        body = build_chat_request(model, [], keep_alive=keep_alive)
+        return await ChatStream(self._exchange("/api/chat", orjson.dumps(body), model,
+                                               timeouts=timeouts, retry=retry)).result()
+
+    async def unload(self, model: str, *, timeouts: Timeouts | None = None,
+                     retry: RetryPolicy | None = None) -> ChatResult:
+        """Unload a model from memory now (`keep_alive: 0`): the server answers `done_reason`
+        "unload", as for `ollama stop MODEL`."""
+        body = build_chat_request(model, [], keep_alive=0)
+        return await ChatStream(self._exchange("/api/chat", orjson.dumps(body), model,
+                                               timeouts=timeouts, retry=retry)).result()
 
     def chat_with_tools(
         self,
@@ -182,6 +212,8 @@ class AsyncOllama:
         tool_timeout: float | None = None,
         on_length: str = "raise",
         max_calls_per_round: int = 32,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
         **chat_options: Any,
     ) -> ToolLoop:
         """Run an agent loop: stream a reply, run the tool calls it makes (concurrently, in the
@@ -192,12 +224,15 @@ class AsyncOllama:
         `tool_timeout` bounds each call (a Tool's own timeout wins). A final reply cut at the
         length limit raises ReplyTruncatedError (`on_length="return"` keeps it as the answer,
         with `loop.truncated` True). One round runs at most `max_calls_per_round` calls; the model
-        is told that the rest were not run.
+        is told that the rest were not run. `timeouts` and `retry` apply to each model call.
         """
         from .agent import ToolLoop
 
+        per_call = {name: value for name, value in (("timeouts", timeouts), ("retry", retry))
+                    if value is not None}
         return ToolLoop(self, model, messages, tools, max_rounds=max_rounds, on_error=on_error,
-                        tool_timeout=tool_timeout, chat_options={"think": think, **chat_options},
+                        tool_timeout=tool_timeout,
+                        chat_options={"think": think, **per_call, **chat_options},
                         on_length=on_length, max_calls_per_round=max_calls_per_round)
 
     def generate(
@@ -219,6 +254,8 @@ class AsyncOllama:
         top_logprobs: int | None = None,
         truncate: bool | None = None,
         shift: bool | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> GenerateStream:
         """Stream a completion from `POST /api/generate`. Arguments are checked now; nothing is sent
         until the stream is iterated. Images may be bytes, paths, or base64 strs; `truncate` and
@@ -234,26 +271,32 @@ class AsyncOllama:
         num_ctx = _num_ctx(options)
         return GenerateStream(self._exchange("/api/generate", orjson.dumps(body), model,
                                              parse=parse_generate_chunk, num_ctx=num_ctx,
-                                             acc=GenerateAccumulator(num_ctx)))
+                                             acc=GenerateAccumulator(num_ctx),
+                                             timeouts=timeouts, retry=retry))
 
-    def _progress(self, path: str, model: str, body: dict[str, Any]) -> ProgressStream:
+    def _progress(self, path: str, model: str, body: dict[str, Any],
+                  **per_call: Any) -> ProgressStream:
         from .endpoints import ProgressAccumulator, parse_progress
 
         return ProgressStream(self._exchange(path, orjson.dumps(body), model, parse=parse_progress,
-                                             acc=ProgressAccumulator()))
+                                             acc=ProgressAccumulator(), **per_call))
 
-    def pull(self, model: str, *, insecure: bool = False) -> ProgressStream:
+    def pull(self, model: str, *, insecure: bool = False, timeouts: Timeouts | None = None,
+             retry: RetryPolicy | None = None) -> ProgressStream:
         """Download a model: a stream of Progress lines (per layer: digest, total, completed),
         ending in `success`. An `{"error"}` line (e.g. an unknown model) raises StreamError."""
         from .endpoints import build_transfer_request
 
-        return self._progress("/api/pull", model, build_transfer_request(model, insecure=insecure))
+        return self._progress("/api/pull", model, build_transfer_request(model, insecure=insecure),
+                              timeouts=timeouts, retry=retry)
 
-    def push(self, model: str, *, insecure: bool = False) -> ProgressStream:
+    def push(self, model: str, *, insecure: bool = False, timeouts: Timeouts | None = None,
+             retry: RetryPolicy | None = None) -> ProgressStream:
         """Upload a model to its registry: a stream of Progress lines ending in `success`."""
         from .endpoints import build_transfer_request
 
-        return self._progress("/api/push", model, build_transfer_request(model, insecure=insecure))
+        return self._progress("/api/push", model, build_transfer_request(model, insecure=insecure),
+                              timeouts=timeouts, retry=retry)
 
     def create(
         self,
@@ -271,6 +314,8 @@ class AsyncOllama:
         renderer: str | None = None,
         parser: str | None = None,
         requires: str | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> ProgressStream:
         """Create a model from another (`from_`) or from uploaded blobs (`files`: name -> digest,
         see `create_blob`): a stream of Progress lines ending in `success`. `renderer` and
@@ -282,7 +327,7 @@ class AsyncOllama:
                                     template=template, license=license, system=system,
                                     parameters=parameters, messages=messages, quantize=quantize,
                                     renderer=renderer, parser=parser, requires=requires)
-        return self._progress("/api/create", model, body)
+        return self._progress("/api/create", model, body, timeouts=timeouts, retry=retry)
 
     # -- plain request/response endpoints ---------------------------------------------------------
 
@@ -295,6 +340,8 @@ class AsyncOllama:
         dimensions: int | None = None,
         keep_alive: float | str | None = None,
         options: dict[str, Any] | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> EmbedResult:
         """Embed one text or several: `POST /api/embed`. One vector (list of floats) per input, in
         order."""
@@ -302,7 +349,8 @@ class AsyncOllama:
 
         body = build_embed_request(model, input, truncate=truncate, dimensions=dimensions,
                                    keep_alive=keep_alive, options=options)
-        return parse_embed(await self._json("POST", "/api/embed", body, model))
+        return parse_embed(await self._json("POST", "/api/embed", body, model, timeouts=timeouts,
+                                            retry=retry, num_ctx=_num_ctx(options)))
 
     async def embeddings(
         self,
@@ -311,6 +359,8 @@ class AsyncOllama:
         *,
         keep_alive: float | str | None = None,
         options: dict[str, Any] | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> EmbeddingsResult:
         """Deprecated: use `embed`. One prompt's embedding from the legacy `POST /api/embeddings`,
         not normalised (`embed`'s are), for code whose stored vectors came from this endpoint. An
@@ -318,16 +368,19 @@ class AsyncOllama:
         from .endpoints import build_embeddings_request, parse_embeddings
 
         body = build_embeddings_request(model, prompt, keep_alive=keep_alive, options=options)
-        return parse_embeddings(await self._json("POST", "/api/embeddings", body, model))
+        return parse_embeddings(await self._json("POST", "/api/embeddings", body, model,
+                                                 timeouts=timeouts, retry=retry))
 
-    async def list(self) -> ListResult:
+    async def list(self, *, timeouts: Timeouts | None = None,
+                   retry: RetryPolicy | None = None) -> ListResult:
         """The models on the server (`GET /api/tags`)."""
         from .endpoints import parse_list
 
-        return parse_list(await self._json("GET", "/api/tags"))
+        return parse_list(await self._json("GET", "/api/tags", timeouts=timeouts, retry=retry))
 
     async def show(self, model: str, *, verbose: bool = False, system: str | None = None,
-                   options: Mapping[str, Any] | None = None) -> ShowResult:
+                   options: Mapping[str, Any] | None = None, timeouts: Timeouts | None = None,
+                   retry: RetryPolicy | None = None) -> ShowResult:
         """A model's details, template, parameters and capabilities (`POST /api/show`). `system`
         shows the model with that system prompt instead of its own (in `.system` and the
         modelfile), `options` with those parameters over its own (in the modelfile's PARAMETER
@@ -335,30 +388,38 @@ class AsyncOllama:
         from .endpoints import build_show_request, parse_show
 
         body = build_show_request(model, verbose=verbose, system=system, options=options)
-        return parse_show(await self._json("POST", "/api/show", body, model))
+        return parse_show(await self._json("POST", "/api/show", body, model, timeouts=timeouts,
+                                           retry=retry))
 
-    async def ps(self) -> PsResult:
+    async def ps(self, *, timeouts: Timeouts | None = None,
+                 retry: RetryPolicy | None = None) -> PsResult:
         """The models loaded in memory now (`GET /api/ps`)."""
         from .endpoints import parse_ps
 
-        return parse_ps(await self._json("GET", "/api/ps"))
+        return parse_ps(await self._json("GET", "/api/ps", timeouts=timeouts, retry=retry))
 
-    async def version(self) -> str:
+    async def version(self, *, timeouts: Timeouts | None = None,
+                      retry: RetryPolicy | None = None) -> str:
         """The server's version (`GET /api/version`)."""
-        version = (await self._json("GET", "/api/version")).get("version")
+        answer = await self._json("GET", "/api/version", timeouts=timeouts, retry=retry)
+        version = answer.get("version")
         if not isinstance(version, str):
             raise ProtocolError(f"{self.host}/api/version did not give a version string: "
                                 f"{version!r}")
         return version
 
-    async def status(self) -> StatusResult:
+    async def status(self, *, timeouts: Timeouts | None = None,
+                     retry: RetryPolicy | None = None) -> StatusResult:
         """The server's cloud status (`GET /api/status`, v0.16.2+): whether ollama.com's cloud
         models and web search are disabled here, and by what."""
         from .endpoints import parse_status
 
-        return parse_status(await self._needs("v0.16.2", "GET", "/api/status"))
+        return parse_status(await self._needs("v0.16.2", "GET", "/api/status", timeouts=timeouts,
+                                              retry=retry))
 
-    async def web_search(self, query: str, max_results: int | None = None) -> WebSearchResult:
+    async def web_search(self, query: str, max_results: int | None = None, *,
+                         timeouts: Timeouts | None = None,
+                         retry: RetryPolicy | None = None) -> WebSearchResult:
         """Search the web through Ollama's web search (v0.18.0+): a local server forwards the query
         to ollama.com, signed with its own key (sign in with `ollama signin`); with host
         ollama.com the call goes there directly and needs OLLAMA_API_KEY. `max_results`: the
@@ -366,22 +427,26 @@ class AsyncOllama:
         from .endpoints import build_web_search_request, parse_web_search
 
         body = build_web_search_request(query, max_results)
-        return parse_web_search(await self._web("web_search", body))
+        return parse_web_search(await self._web("web_search", body, timeouts=timeouts,
+                                                retry=retry))
 
-    async def web_fetch(self, url: str) -> WebFetchResult:
+    async def web_fetch(self, url: str, *, timeouts: Timeouts | None = None,
+                        retry: RetryPolicy | None = None) -> WebFetchResult:
         """Fetch one web page's title, main text and links through Ollama's web fetch (v0.18.0+),
         the same way as `web_search`."""
         from .endpoints import build_web_fetch_request, parse_web_fetch
 
-        return parse_web_fetch(await self._web("web_fetch", build_web_fetch_request(url)))
+        body = build_web_fetch_request(url)
+        return parse_web_fetch(await self._web("web_fetch", body, timeouts=timeouts, retry=retry))
 
-    async def _web(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _web(self, name: str, body: dict[str, Any], **per_call: Any) -> dict[str, Any]:
         """A web search or fetch: at ollama.com with the API key, else through the local server
         (which drops any Authorization header and signs the call itself)."""
         from .config import is_hosted_service
 
         if not is_hosted_service(self.host):
-            return await self._needs("v0.18.0", "POST", f"/api/experimental/{name}", body)
+            return await self._needs("v0.18.0", "POST", f"/api/experimental/{name}", body,
+                                     **per_call)
         if not any(header.lower() == "authorization" for header in self._headers):
             raise ValueError(
                 f"{name} at {self.host} (Ollama's hosted API) needs an API key: set "
@@ -389,68 +454,79 @@ class AsyncOllama:
                 "the client, or pass headers={'Authorization': 'Bearer <key>'}; or point host at "
                 "a local Ollama server that is signed in (`ollama signin`)"
             )
-        return await self._json("POST", f"/api/{name}", body)
+        return await self._json("POST", f"/api/{name}", body, **per_call)
 
-    async def _needs(self, version: str, method: str, path: str,
-                     body: Any = None) -> dict[str, Any]:
+    async def _needs(self, version: str, method: str, path: str, body: Any = None,
+                     **per_call: Any) -> dict[str, Any]:
         """`_json` for an endpoint added in `version`: an older server's 404 says so."""
         try:
-            return await self._json(method, path, body)
+            return await self._json(method, path, body, **per_call)
         except ResponseError as exc:
             if exc.status_code == 404 and "page not found" in exc.error:
                 exc.args = (f"{exc.message} ({path} is new in Ollama {version}: update the "
                             "server)",)
             raise
 
-    async def delete(self, model: str) -> None:
+    async def delete(self, model: str, *, timeouts: Timeouts | None = None,
+                     retry: RetryPolicy | None = None) -> None:
         """Delete a model from the server (`DELETE /api/delete`); ModelNotFoundError when it is not
         there."""
         from .endpoints import build_delete_request
 
-        await self._unary("DELETE", "/api/delete", build_delete_request(model), model)
+        await self._unary("DELETE", "/api/delete", build_delete_request(model), model,
+                          timeouts=timeouts, retry=retry)
 
-    async def copy(self, source: str, destination: str) -> None:
+    async def copy(self, source: str, destination: str, *, timeouts: Timeouts | None = None,
+                   retry: RetryPolicy | None = None) -> None:
         """Copy a model under a new name (`POST /api/copy`); ModelNotFoundError when the source is
         missing."""
         from .endpoints import build_copy_request
 
-        await self._unary("POST", "/api/copy", build_copy_request(source, destination), source)
+        await self._unary("POST", "/api/copy", build_copy_request(source, destination), source,
+                          timeouts=timeouts, retry=retry)
 
-    async def create_blob(self, path: str | os.PathLike[str]) -> str:
+    async def create_blob(self, path: str | os.PathLike[str], *,
+                          timeouts: Timeouts | None = None,
+                          retry: RetryPolicy | None = None) -> str:
         """Upload a file as a blob (`POST /api/blobs/sha256:...`) unless the server has it; return
         its digest, for `create(files={name: digest})`."""
         file = os.fspath(path)
         digest = "sha256:" + await asyncio.to_thread(_sha256_of, file)
-        if not await self.has_blob(digest):
+        if not await self.has_blob(digest, timeouts=timeouts, retry=retry):
             # A fresh file object for each attempt; aiohttp closes it.
             fresh = lambda: open(file, "rb")  # noqa: E731, SIM115
-            await self._unary("POST", f"/api/blobs/{digest}", fresh)
+            await self._unary("POST", f"/api/blobs/{digest}", fresh, timeouts=timeouts,
+                              retry=retry)
         return digest
 
-    async def has_blob(self, digest: str) -> bool:
+    async def has_blob(self, digest: str, *, timeouts: Timeouts | None = None,
+                       retry: RetryPolicy | None = None) -> bool:
         """Whether the server has a blob (`HEAD /api/blobs/<digest>`)."""
         from .endpoints import check_digest
 
         try:
-            await self._unary("HEAD", f"/api/blobs/{check_digest(digest)}")
+            await self._unary("HEAD", f"/api/blobs/{check_digest(digest)}", timeouts=timeouts,
+                              retry=retry)
         except ResponseError as exc:
             if exc.status_code == 404:
                 return False
             raise
         return True
 
-    async def is_running(self) -> bool:
+    async def is_running(self, *, timeouts: Timeouts | None = None,
+                         retry: RetryPolicy | None = None) -> bool:
         """True when an Ollama server answers at `host` (`GET /`); False when nothing listens
-        there."""
+        there. One attempt unless `retry` says otherwise."""
         try:
-            await self._unary("GET", "/", retry=_NO_RETRY)
+            await self._unary("GET", "/", timeouts=timeouts,
+                              retry=retry if retry is not None else _NO_RETRY)
         except (OllamaConnectionError, OllamaTimeoutError):
             return False
         return True
 
-    async def _json(self, method: str, path: str, body: Any = None,
-                    model: str | None = None) -> dict[str, Any]:
-        data = await self._unary(method, path, body, model)
+    async def _json(self, method: str, path: str, body: Any = None, model: str | None = None,
+                    **per_call: Any) -> dict[str, Any]:
+        data = await self._unary(method, path, body, model, **per_call)
         try:
             decoded = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -461,13 +537,14 @@ class AsyncOllama:
                                 "not an object")
         return decoded
 
-    async def _unary(self, method: str, path: str, body: Any = None, model: str | None = None, *,
-                     retry: RetryPolicy | None = None) -> bytes:
+    async def _unary(self, method: str, path: str, body: Any = None, model: str | None = None,
+                     **per_call: Any) -> bytes:
         """A plain request/response exchange, with the same retries, phase limits and errors as the
-        streams. `body` is JSON-encoded unless it is a callable (a fresh body per attempt)."""
+        streams. `body` is JSON-encoded unless it is a callable (a fresh body per attempt);
+        `per_call` holds the call's own timeouts and retry, and the request's num_ctx."""
         if body is not None and not callable(body):
             body = orjson.dumps(body)
-        exchange = self._exchange(path, body, model, method=method, retry=retry)
+        exchange = self._exchange(path, body, model, method=method, **per_call)
         try:
             resp, data = await first_success(exchange, partial(send, exchange, read_body))
             resp.release()

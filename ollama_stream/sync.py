@@ -384,6 +384,8 @@ class Ollama:
     push = _streaming(AsyncOllama.push, SyncProgressStream)
     create = _streaming(AsyncOllama.create, SyncProgressStream)
     chat_with_tools = _streaming(AsyncOllama.chat_with_tools, SyncToolLoop)
+    load = _blocking(AsyncOllama.load)
+    unload = _blocking(AsyncOllama.unload)
     embed = _blocking(AsyncOllama.embed)
     embeddings = _blocking(AsyncOllama.embeddings)
     list = _blocking(AsyncOllama.list)

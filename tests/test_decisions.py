@@ -340,3 +340,80 @@ async def test_an_unfinished_stream_names_the_repetition_guard(fake: FakeOllama)
             await client.chat("qwen3", USER).result()
     assert "repetition guard" in str(info.value) and "proxy" in str(info.value)
     assert info.value.partial is not None and info.value.partial.content == "la "
+
+
+# -- control per call ----------------------------------------------------------------------
+
+def test_every_method_takes_timeouts_and_retry_for_one_call() -> None:
+    import inspect
+
+    from ollama_stream import Ollama
+
+    for cls in (AsyncOllama, Ollama):
+        methods = [name for name, member in inspect.getmembers(cls, callable)
+                   if not name.startswith("_") and name not in ("aclose", "close")]
+        assert len(methods) >= 22, methods
+        for name in methods:
+            parameters = inspect.signature(getattr(cls, name)).parameters
+            for wanted in ("timeouts", "retry"):
+                assert wanted in parameters, f"{cls.__name__}.{name} has no {wanted}="
+                assert parameters[wanted].kind is inspect.Parameter.KEYWORD_ONLY
+                assert parameters[wanted].default is None
+
+
+async def test_a_calls_timeouts_replace_the_clients_for_that_call_only() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await reader.read()  # never answers
+
+    async with raw_server(handler) as url, AsyncOllama(
+            url, timeouts=Timeouts(first_chunk=30), retry=NO_WAIT) as client:
+        with pytest.raises(OllamaTimeoutError) as info:
+            await client.chat("qwen3", USER, timeouts=Timeouts(first_chunk=0.2)).result()
+        assert info.value.timeout == 0.2 and client.timeouts.first_chunk == 30
+        with pytest.raises(OllamaTimeoutError) as probe:
+            await client.version(timeouts=Timeouts(first_chunk=0.1))
+        assert probe.value.timeout == 0.1
+        assert not await client.is_running(timeouts=Timeouts(first_chunk=0.1))
+
+
+async def test_a_calls_retry_replaces_the_clients(fake: FakeOllama) -> None:
+    for _ in range(2):
+        fake.queue_error(503, "server busy, please try again.  maximum pending requests exceeded")
+    fake.queue_reply(content="fine")
+    async with AsyncOllama(fake.url, retry=RetryPolicy(max_attempts=1)) as client:
+        result = await client.chat("qwen3", USER, retry=NO_WAIT).result()
+        assert result.message.content == "fine" and len(fake.requests) == 3
+        fake.queue_error(503, "busy")
+        with pytest.raises(ResponseError):
+            await client.chat("qwen3", USER).result()  # the client's own policy again: once
+    assert len(fake.requests) == 4
+    with pytest.raises(TypeError, match="retry must be a RetryPolicy"):
+        AsyncOllama(fake.url).chat("qwen3", USER, retry=3)  # type: ignore[arg-type]
+
+
+async def test_load_and_unload_send_what_the_server_understands(fake: FakeOllama) -> None:
+    async with AsyncOllama(fake.url) as client:
+        await client.load("qwen3", keep_alive="30m")
+        await client.unload("qwen3")
+    load, unload = fake.requests[-2:]
+    assert load == {"model": "qwen3", "messages": [], "stream": True, "keep_alive": "30m"}
+    assert unload == {"model": "qwen3", "messages": [], "stream": True, "keep_alive": 0}
+
+
+def test_the_stop_command_unloads_the_model(fake_thread: FakeOllama) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ollama_stream", "--host", fake_thread.url,
+                           "stop", "qwen3"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert fake_thread.requests[-1]["keep_alive"] == 0
+    assert fake_thread.requests[-1]["messages"] == []
+
+
+@pytest.fixture
+def fake_thread() -> Any:
+    with FakeOllama() as server:
+        yield server

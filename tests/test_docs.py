@@ -33,8 +33,8 @@ WEATHER_CALLS = {"thinking": "Check both.",
                  "tool_calls": [ToolCall("get_weather", {"city": "Tokyo"}),
                                 ToolCall("get_weather", {"city": "Paris"})]}
 SCRIPTS: dict[str, dict[int, list[dict[str, Any]]]] = {
-    "api.md": {1: [{"thinking": "Light and air.", "content": "Rayleigh scattering."}],
-               2: [ADD_CALL]},
+    "api.md": {2: [{"thinking": "Light and air.", "content": "Rayleigh scattering."}],
+               4: [ADD_CALL]},
     "tools.md": {0: [WEATHER_CALLS, {"content": "Tokyo is sunny, Paris is rainy."}]},
     "migrating.md": {4: [ADD_CALL], 5: [ADD_CALL]},
 }

@@ -6,7 +6,7 @@
     ollama-stream chat -m qwen3             an interactive session (/exit, /clear, /think LEVEL;
                                             Ctrl-C stops a reply)
     ollama-stream pull MODEL                download a model with a live progress bar
-    ollama-stream models | ps | show MODEL | version
+    ollama-stream models | ps | show MODEL | stop MODEL | version
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from .. import OllamaError, __version__
 from ._chat import DEFAULT_MODEL, THINK_CHOICES, cmd_chat, cmd_demo, interactive_chat
-from ._models import cmd_models, cmd_ps, cmd_pull, cmd_show, cmd_version
+from ._models import cmd_models, cmd_ps, cmd_pull, cmd_show, cmd_stop, cmd_version
 from ._render import EXIT_INTERRUPTED, EXIT_USAGE, describe, exit_code
 
 
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the models on the server").set_defaults(run=cmd_models)
     sub.add_parser("ps", help="list the models loaded in memory").set_defaults(run=cmd_ps)
+    stop = sub.add_parser("stop", help="unload a model from memory now")
+    stop.add_argument("model")
+    stop.set_defaults(run=cmd_stop)
     show = sub.add_parser("show", help="a model's details")
     show.add_argument("model")
     show.set_defaults(run=cmd_show)

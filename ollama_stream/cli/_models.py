@@ -1,4 +1,4 @@
-"""The model commands: pull, models, ps, show, version."""
+"""The model commands: pull, models, ps, show, stop, version."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ async def cmd_pull(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         async for line in client.pull(args.model, insecure=args.insecure):
             progress.line(line)
+    return 0
+
+
+async def cmd_stop(args: argparse.Namespace) -> int:
+    """Unload a model from memory now, as `ollama stop MODEL` does."""
+    async with _client(args) as client:
+        await client.unload(args.model)
     return 0
 
 
