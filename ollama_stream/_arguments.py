@@ -6,6 +6,7 @@ names.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .types import Message
@@ -22,7 +23,22 @@ def check_model(model: object) -> str:
         raise TypeError(f"model must be a str, not {type(model).__name__}")
     if not model.strip():
         raise ValueError("model must be a non-empty model name, such as 'qwen3' or 'llama3.2:3b'")
+    if any(c in model for c in "\r\n\0"):
+        raise ValueError(f"model {model!r} holds a line break or NUL, which no model name has")
     return model
+
+
+def check_finite(value: object, where: str) -> None:
+    """Refuse NaN and infinity anywhere in a JSON-bound value: JSON has neither, and the server
+    would read them as something else (`keep_alive=inf` silently became its default)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value!r}, which JSON cannot carry: give a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_finite(item, f"{where}[{i}]")
 
 
 def is_gpt_oss(model: str) -> bool:
@@ -85,11 +101,15 @@ def _add_generation_options(body: dict[str, Any], *, think: object, format: obje
         if not isinstance(options, dict):
             raise TypeError(f"options must be a dict such as {{'temperature': 0}}, "
                             f"not {type(options).__name__}")
+        check_finite(options, "options")
         body["options"] = options
     if keep_alive is not None:
         if isinstance(keep_alive, bool) or not isinstance(keep_alive, (int, float, str)):
             raise TypeError("keep_alive must be seconds (a number) or a duration string such as "
                             f"'5m', not {type(keep_alive).__name__}")
+        if isinstance(keep_alive, float) and not math.isfinite(keep_alive):
+            raise ValueError(f"keep_alive={keep_alive!r} cannot be sent: give seconds, a duration "
+                             "such as '5m', or a negative number to keep the model loaded")
         body["keep_alive"] = keep_alive
     if logprobs is not None:
         if not isinstance(logprobs, bool):

@@ -74,10 +74,8 @@ def build_embed_request(
         if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1:
             raise ValueError(f"dimensions must be a positive int, got {dimensions!r}")
         body["dimensions"] = dimensions
-    if keep_alive is not None:
-        body["keep_alive"] = keep_alive
-    if options is not None:
-        body["options"] = options
+    _add_generation_options(body, think=None, format=None, options=options,
+                            keep_alive=keep_alive, logprobs=None, top_logprobs=None)
     return body
 
 

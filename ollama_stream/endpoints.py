@@ -291,8 +291,8 @@ def _get(obj: dict[str, Any], name: str, kind: type, default: Any) -> Any:
 
 
 def _raise_error_line(obj: dict[str, Any]) -> None:
-    if "error" in obj:
-        text = error_text(obj) or ""
+    text = error_text(obj)
+    if text:  # `"error": null` or `""` on a line says there is none
         raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
 
 

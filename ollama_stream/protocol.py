@@ -265,8 +265,8 @@ def _parse_images(value: object) -> tuple[str, ...]:
 
 
 def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
-    if "error" in obj:
-        text = error_text(obj) or ""
+    text = error_text(obj)
+    if text:  # `"error": null` or `""` on a chunk says there is none
         raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
     message = obj.get("message")
     images: tuple[str, ...] = ()

@@ -429,3 +429,45 @@ async def test_a_round_runs_at_most_max_calls_per_round(fake: FakeOllama) -> Non
     assert len(sent_back) == 1000 and "not run" in sent_back[-1].content
     with pytest.raises(ValueError, match="max_calls_per_round"):
         AsyncOllama(fake.url).chat_with_tools("qwen3", USER, [ping], max_calls_per_round=0)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"keep_alive": float("inf")}, {"keep_alive": float("nan")},
+    {"options": {"temperature": float("nan")}}, {"options": {"stop": [float("inf")]}},
+])
+def test_nan_and_infinity_are_refused_before_any_io(kwargs: dict[str, Any]) -> None:
+    client = AsyncOllama("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match=r"finite|cannot be sent"):
+        client.chat("qwen3", USER, **kwargs)
+    with pytest.raises(ValueError, match=r"finite|cannot be sent"):
+        client.generate("qwen3", "Hi", **kwargs)
+
+
+async def test_nan_and_infinity_are_refused_by_embed_too() -> None:
+    async with AsyncOllama("http://127.0.0.1:9") as client:
+        with pytest.raises(ValueError, match="cannot be sent"):
+            await client.embed("nomic-embed-text", "hi", keep_alive=float("inf"))
+
+
+@pytest.mark.parametrize("model", ["qwen3\r\nX-Injected: 1", "qwen3\n", "qw\x00en3"])
+def test_a_model_name_with_a_line_break_or_nul_is_refused(model: str) -> None:
+    client = AsyncOllama("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="line break or NUL"):
+        client.chat(model, USER)
+    with pytest.raises(ValueError, match="line break or NUL"):
+        client.pull(model)
+
+
+@pytest.mark.parametrize("error", [b"null", b'""'])
+async def test_an_empty_error_field_on_a_chunk_is_no_error(error: bytes) -> None:
+    first = line("hi")[:-2] + b',"error":' + error + b"}\n"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(response_head() + http_chunk(first) + http_chunk(line("", True))
+                     + LAST_CHUNK)
+        await writer.drain()
+
+    async with raw_server(handler) as url, AsyncOllama(url, retry=ONE_ATTEMPT) as client:
+        result = await client.chat("qwen3", USER).result()
+    assert result.message.content == "hi"
