@@ -265,9 +265,10 @@ def _parse_images(value: object) -> tuple[str, ...]:
 
 
 def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
-    text = error_text(obj)
-    if text:  # `"error": null` or `""` on a chunk says there is none
-        raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
+    if "error" in obj:
+        text = error_text(obj)
+        if text:  # `"error": null` or `""` on a chunk says there is none
+            raise StreamError(f"the server reported an error mid-stream: {text}", error=text)
     message = obj.get("message")
     images: tuple[str, ...] = ()
     if message is None:
