@@ -9,6 +9,7 @@ longer than 450 lines because it has one method per endpoint, twenty of them, ea
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -20,7 +21,7 @@ import orjson
 from ._exchange import Exchange
 from ._http import Transport, build_headers, read_body, send
 from ._retry import first_success
-from .config import RetryPolicy, Timeouts, resolve_host
+from .config import RetryPolicy, Timeouts, resolve_endpoint
 from .errors import OllamaConnectionError, OllamaTimeoutError, ProtocolError, ResponseError
 from .protocol import DEFAULT_MAX_LINE_BYTES, build_chat_request
 from .streams import ChatStream, GenerateStream, ProgressStream
@@ -85,9 +86,16 @@ class AsyncOllama:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.max_line_bytes = max_line_bytes
+        url, credentials = resolve_endpoint(host)
         self._headers = build_headers(headers)
-        self._transport = Transport(resolve_host(host), self._headers, pool_limit=pool_limit,
-                                    ssl=ssl)
+        if credentials is not None:  # http://user:password@host: basic auth, on purpose
+            if any(name.lower() == "authorization" for name in self._headers):
+                raise ValueError(
+                    "the host holds credentials (user:password@) and an Authorization header is "
+                    "set too (OLLAMA_API_KEY or headers=): keep one of them")
+            token = base64.b64encode(":".join(credentials).encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+        self._transport = Transport(url, self._headers, pool_limit=pool_limit, ssl=ssl)
         # The attempt loop's clock and dice: tests replace them so that retries do not wait.
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
         self._rng = random.Random()

@@ -37,6 +37,7 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "parse_retry_after",
+    "resolve_endpoint",
     "resolve_host",
 ]
 
@@ -45,6 +46,7 @@ DEFAULT_HOST = "http://127.0.0.1:11434"
 HOSTED_SERVICE = "ollama.com"
 _DEFAULT_PORT = "11434"
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _SECONDS = re.compile(r"\d{1,9}(\.\d*)?")
 
 
@@ -65,19 +67,34 @@ def resolve_host(host: str | None = None) -> str:
     trailing dot, a `/` or a path) -> https on 443, as Ollama does since v0.12.6; `http://` without
     a port -> 80, `https://` -> 443; an explicit port wins; `:1234` -> 127.0.0.1:1234; bare IPv6
     literals are bracketed; a path prefix is kept (trailing `/` dropped); the listen addresses
-    0.0.0.0 and :: become 127.0.0.1 and ::1. Any scheme other than http or https is a ValueError.
+    0.0.0.0 and :: become 127.0.0.1 and ::1. Any scheme other than http or https is a ValueError,
+    and so are credentials (`user:password@`), which only `resolve_endpoint` hands back.
     """
+    url, credentials = resolve_endpoint(host)
+    if credentials is not None:
+        source = "host" if host is not None else "OLLAMA_HOST"
+        raise ValueError(f"{source} holds credentials (user:password@), which resolve_host does "
+                         "not return: use resolve_endpoint, or AsyncOllama, which sends them as "
+                         "basic auth")
+    return url
+
+
+def resolve_endpoint(host: str | None = None) -> tuple[str, tuple[str, str] | None]:
+    """`resolve_host`'s URL, and the `(user, password)` written into the host as `user:password@`
+    (percent-decoded), or None. No error message ever shows the password."""
     source = "host"
     if host is None:
         host = os.environ.get("OLLAMA_HOST")
         source = "OLLAMA_HOST"
     if host is None:
-        return DEFAULT_HOST
+        return DEFAULT_HOST, None
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
     text = host.strip().strip("\"'").strip()
     if not text:
-        return DEFAULT_HOST
+        return DEFAULT_HOST, None
+    text, credentials = _take_credentials(text)
+    host = text if credentials is None else _without_credentials(text)
 
     scheme, sep, hostport = text.partition("://")
     default_port = _DEFAULT_PORT
@@ -117,7 +134,40 @@ def resolve_host(host: str | None = None) -> str:
         name = "127.0.0.1"
     elif ip is not None and ip.version == 6:
         name = "[::1]" if ip.is_unspecified else f"[{ip.compressed}]"
-    return f"{scheme}://{name}:{int(port)}{path}"
+    return f"{scheme}://{name}:{int(port)}{path}", credentials
+
+
+def _take_credentials(text: str) -> tuple[str, tuple[str, str] | None]:
+    """`text` without a `user:password@` before its host, and that user and password."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    authority, slash, path = rest.partition("/")
+    userinfo, at, hostport = authority.rpartition("@")
+    if not at:
+        return text, None
+    user, _, password = userinfo.partition(":")
+    clean = f"{scheme}{sep}{hostport}{slash}{path}"
+    return clean, (_unquote(user), _unquote(password))
+
+
+def _unquote(text: str) -> str:
+    """Percent-decoding (as in `p%40ss`), without importing urllib on this floor."""
+    raw = _PERCENT.sub(lambda match: bytes([int(match.group(1), 16)]), text.encode())
+    return raw.decode("utf-8", "replace")
+
+
+def hide_credentials(text: str) -> str:
+    """`text` as it may be shown: a `user:password@` in it becomes `***@`."""
+    clean, credentials = _take_credentials(text)
+    return text if credentials is None else _without_credentials(clean)
+
+
+def _without_credentials(text: str) -> str:
+    """The host as error messages show it when it held credentials: `***@` in their place (a user
+    name can be a token too)."""
+    scheme, sep, rest = text.partition("://")
+    return f"{scheme}{sep}***@{rest}" if sep else f"***@{text}"
 
 
 def _names_hosted_service(name: str) -> bool:

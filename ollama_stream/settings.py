@@ -11,7 +11,7 @@ from typing import Any
 
 from .backends import infer_provider, native_model_name
 from .client import AsyncOllama
-from .config import resolve_host
+from .config import hide_credentials, resolve_endpoint
 
 __all__ = ["PROVIDERS", "THINKING_VALUES", "Settings", "client_for"]
 
@@ -23,7 +23,7 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "on": True,
              "false": False, "0": False, "no": False, "off": False}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Settings from the environment, validated, for the client and the CLI.
 
@@ -41,6 +41,14 @@ class Settings:
     think: bool | str | None = None
     hide_thinking: bool = False
 
+    def __repr__(self) -> str:
+        """The settings without their secrets: the API key and any password in the host."""
+        host = resolve_endpoint(self.host)[0] if self.host else None
+        key = "'***'" if self.api_key else "None"
+        return (f"Settings(host={host!r}, api_key={key}, provider={self.provider!r}, "
+                f"model={self.model!r}, think={self.think!r}, "
+                f"hide_thinking={self.hide_thinking!r})")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and check the variables; a bad value raises ValueError naming the variable and what
@@ -54,10 +62,11 @@ class Settings:
         host = get("OLLAMA_HOST")
         if host is not None:
             try:
-                host = resolve_host(host)
+                url, credentials = resolve_endpoint(host)
             except (ValueError, TypeError) as exc:
-                raise ValueError(f"OLLAMA_HOST={env['OLLAMA_HOST']!r} is not usable: "
-                                 f"{exc}") from None
+                shown = hide_credentials(env["OLLAMA_HOST"])  # never a password in a message
+                raise ValueError(f"OLLAMA_HOST={shown!r} is not usable: {exc}") from None
+            host = host if credentials else url  # credentials stay for the client's basic auth
         provider = get("MODEL_PROVIDER")
         if provider is not None:
             provider = provider.lower()
@@ -115,7 +124,7 @@ def client_for(model: str, *, host: str | None = None, api_base: str | None = No
     from .backends.litellm import LiteLLMBackend
 
     if native is not None and api_base is None:
-        api_base = resolve_host(host)
+        api_base = resolve_endpoint(host)[0]
     routed = f"ollama_chat/{native}" if native is not None else model
     backend = LiteLLMBackend(model=routed, api_base=api_base)
     return AsyncOllama(host, backend=backend, **client_options), model

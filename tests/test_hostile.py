@@ -471,3 +471,61 @@ async def test_an_empty_error_field_on_a_chunk_is_no_error(error: bytes) -> None
     async with raw_server(handler) as url, AsyncOllama(url, retry=ONE_ATTEMPT) as client:
         result = await client.chat("qwen3", USER).result()
     assert result.message.content == "hi"
+
+
+# -- credentials in the host URL ----------------------------------------------------------------
+
+async def test_credentials_in_the_host_are_basic_auth_and_never_shown(
+        fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    host = fake.url.replace("http://", "http://alice:p%40ss-w0rd-42@")
+    async with AsyncOllama(host, retry=ONE_ATTEMPT) as client:
+        assert await client.version()
+        assert "p@ss-w0rd-42" not in repr(client) and "alice" not in client.host
+        with pytest.raises(Exception) as info:
+            await client.chat("not-pulled", USER).result()
+    sent = fake.received[0].headers["Authorization"]
+    assert sent == "Basic " + base64.b64encode(b"alice:p@ss-w0rd-42").decode()
+    assert "p@ss-w0rd-42" not in everything_said(info.value)
+
+
+@pytest.mark.parametrize("where", ["environment", "headers"])
+def test_credentials_and_an_api_key_together_are_refused(monkeypatch: pytest.MonkeyPatch,
+                                                         where: str) -> None:
+    headers = {}
+    if where == "environment":
+        monkeypatch.setenv("OLLAMA_API_KEY", "sk-key")
+    else:
+        monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+        headers = {"authorization": "Bearer sk-key"}
+    with pytest.raises(ValueError, match="keep one of them") as info:
+        AsyncOllama("http://bob:hunter2@127.0.0.1:9", headers=headers)
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize("host", ["http://bob:hunter2@127.0.0.1:notaport",
+                                  "bob:hunter2@bad host", "ftp://bob:hunter2@127.0.0.1"])
+def test_a_bad_host_with_credentials_never_echoes_the_password(host: str,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    from ollama_stream import Settings
+    from ollama_stream.config import resolve_host
+
+    for attempt in (lambda: AsyncOllama(host), lambda: resolve_host(host),
+                    lambda: Settings.from_env({"OLLAMA_HOST": host})):
+        with pytest.raises(ValueError) as info:
+            attempt()
+        assert "hunter2" not in str(info.value) and "***@" in str(info.value)
+
+
+def test_settings_keep_host_credentials_for_the_client_but_never_show_them() -> None:
+    from ollama_stream import Settings
+
+    settings = Settings.from_env({"OLLAMA_HOST": "http://bob:hunter2@127.0.0.1:9",
+                                  "OLLAMA_API_KEY": "", "MODEL": "qwen3"})
+    assert "hunter2" not in repr(settings)
+    client, _ = settings.client()
+    assert client._headers["Authorization"].startswith("Basic ")
+    assert "sk-secret" not in repr(Settings(api_key="sk-secret"))
