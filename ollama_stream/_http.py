@@ -42,7 +42,8 @@ class Transport:
     """The client's side of the wire: its host, headers and connection pool, with one aiohttp
     ClientSession per event loop, made lazily inside the running loop."""
 
-    __slots__ = ("_guard", "_loop", "_session", "closed", "headers", "host", "pool_limit", "ssl")
+    __slots__ = ("_guard", "_loop", "_pid", "_session", "closed", "headers", "host", "pool_limit",
+                 "ssl")
 
     def __init__(self, host: str, headers: dict[str, str], *, pool_limit: int, ssl: Any) -> None:
         self.host = host
@@ -53,11 +54,18 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: AsyncGenerator[None, None] | None = None
+        self._pid = os.getpid()
 
     async def session(self) -> aiohttp.ClientSession:
         """The session of the running loop, made on first use."""
         if self.closed:
             raise RuntimeError("this AsyncOllama is closed; create a new client")
+        if self._session is not None and self._pid != os.getpid():
+            # Forked: the session, its loop and its sockets are the parent's. Closing them here
+            # could end the parent's connections (a TLS close_notify), so they are left alone,
+            # and kept referenced so that no finalizer closes them either.
+            _FORKED_AWAY.append((self._session, self._guard))
+            self._session = self._guard = self._loop = None
         loop = asyncio.get_running_loop()
         session = self._session
         if session is not None and self._loop is loop and not session.closed:
@@ -80,7 +88,7 @@ class Transport:
         session = aiohttp.ClientSession(connector=connector, headers=self.headers,
                                         timeout=aiohttp.ClientTimeout(total=None),
                                         auto_decompress=False, trace_configs=[pool_wait])
-        self._session, self._loop = session, loop
+        self._session, self._loop, self._pid = session, loop, os.getpid()
         # asyncio.run() finalizes live async generators before closing its loop: this one closes the
         # session then, so a client used across several asyncio.run() calls leaves no socket behind.
         guard = _close_with_loop(session)
@@ -94,10 +102,16 @@ class Transport:
         session, guard = self._session, self._guard
         self._session = self._guard = None
         self._loop = None
+        if session is not None and self._pid != os.getpid():
+            _FORKED_AWAY.append((session, guard))  # the parent's (see session()): left alone
+            return
         if session is not None and not session.closed:
             await session.close()
         if guard is not None:
             await guard.aclose()
+
+
+_FORKED_AWAY: list[Any] = []  # the parent's sessions, in a forked child: never used or closed
 
 
 class _Connector(aiohttp.TCPConnector):

@@ -5,17 +5,21 @@ blocking method hands the async method's coroutine to that loop (`run_coroutine_
 waits for its result. The methods, their parameters, types and docs, and the constructor's, are
 derived from AsyncOllama's, never written a second time. A stream becomes an iterator that a pump
 task in the loop thread feeds through a queue as chunks arrive: one hand-off between threads per
-chunk.
+chunk (`_sync_streams.py` holds those blocking streams).
 
 Rules of this room, and why:
-1. The pump holds no reference to the iterator it feeds, so a caller's `break` lets the iterator be
-   collected; its `__del__` cancels the pump, and that closes the HTTP response.
+1. The pump holds no reference to the iterator it feeds, and a `for` loop's iterator (a `_Feed`) is
+   held by the loop alone, so a caller's `break` drops it even while the stream object is still
+   referenced; its `__del__` cancels the pump, and that closes the HTTP response.
 2. A blocking call made from the loop thread itself (a sync tool run by chat_with_tools) would wait
    on its own thread forever: it is refused with a RuntimeError instead.
 3. A reader blocked in one thread while another thread closes the client wakes within _POLL seconds
    with a RuntimeError, rather than waiting forever on a queue nobody feeds.
 4. `close()`, or collecting the client, closes the AsyncOllama in its loop, cancels what is left as
    asyncio.run does, and joins the thread.
+5. After `os.fork()` the child has none of the parent's threads: its first call starts a loop
+   thread of its own (the AsyncOllama below starts a session of its own the same way), and the
+   parent's, left untouched, is never waited for at exit.
 """
 
 from __future__ import annotations
@@ -24,17 +28,15 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import queue
+import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from .agent import ToolEvent, ToolLoop
+from ._sync_streams import SyncChatStream, SyncGenerateStream, SyncProgressStream, SyncToolLoop
 from .client import AsyncOllama
-from .endpoints import GenerateChunk, GenerateResult, Progress
-from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
     from .config import RetryPolicy, Timeouts
@@ -47,15 +49,13 @@ C = TypeVar("C")
 R = TypeVar("R")
 W = TypeVar("W")
 
-_I = TypeVar("_I", bound="_SyncIterator[Any]")
-_CHUNK, _END, _ERROR = 0, 1, 2
-_POLL = 0.5  # how often a blocked reader checks whether the client was closed under it
 
 
 class _LoopThread:
     """An event loop running forever in a daemon thread, until stop()."""
 
     def __init__(self) -> None:
+        self.pid = os.getpid()  # a child of os.fork() has no such thread: see Ollama._submit
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._main, name="ollama-stream-loop", daemon=True)
@@ -86,180 +86,6 @@ class _LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         if threading.current_thread() is not self.thread:
             self.thread.join()
-
-
-class _SyncIterator(Generic[C]):
-    """Feeds an async iterator's items to a blocking caller, as they arrive, through a queue.
-
-    A task in the loop thread runs the async iteration. `close()` (also `with`, and garbage
-    collection, so a `break` out of a for loop is enough) cancels that task inside the loop and then
-    closes the source, which closes the HTTP response.
-    """
-
-    def __init__(self, client: Ollama, source: AsyncIterator[C],
-                 closer: Callable[[], Awaitable[None]]) -> None:
-        self._client = client
-        self._source = source
-        self._closer = closer
-        self._queue: queue.SimpleQueue[tuple[int, Any]] | None = None
-        self._task: list[asyncio.Task[None]] = []  # filled by the pump, which never refers to us
-        self._finished = False
-        self._closed = False
-
-    def __iter__(self) -> Iterator[C]:
-        return self
-
-    def __next__(self) -> C:
-        if self._finished:
-            raise StopIteration
-        if self._queue is None:
-            self._queue = queue.SimpleQueue()
-            self._client._submit(_pump(self._source, self._queue, self._task))
-        while True:
-            try:
-                kind, value = self._queue.get(timeout=_POLL)
-                break
-            except queue.Empty:
-                if self._client.closed:  # closed from another thread while we waited
-                    self._finished = True
-                    raise RuntimeError("the Ollama client was closed while this stream was being "
-                                       "read") from None
-        if kind == _CHUNK:
-            item: C = value
-            return item
-        self._finished = True
-        if kind == _ERROR:
-            raise value
-        raise StopIteration
-
-    async def _stop(self) -> None:
-        for task in self._task:
-            if not task.done():
-                task.cancel()
-                await asyncio.wait([task])
-        await self._closer()
-
-    def close(self) -> None:
-        """Stop reading and close the HTTP response. Idempotent."""
-        if self._closed:
-            return
-        self._closed = self._finished = True
-        if not self._client.closed:
-            self._client._run(self._stop())
-
-    def __enter__(self: _I) -> _I:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        for task in self._task:
-            if not task.done():
-                # A closed loop has nothing left to stop.
-                with contextlib.suppress(RuntimeError):
-                    task.get_loop().call_soon_threadsafe(task.cancel)
-
-
-async def _pump(source: AsyncIterator[Any], out: queue.SimpleQueue[tuple[int, Any]],
-                holder: list[asyncio.Task[None]]) -> None:
-    """Runs in the loop thread: move items from the async source to the caller's queue. It holds no
-    reference to the blocking iterator, so dropping that iterator (a `break`) lets it be
-    collected."""
-    task = asyncio.current_task()
-    assert task is not None
-    holder.append(task)
-    put = out.put
-    try:
-        async for item in source:
-            put((_CHUNK, item))
-    except asyncio.CancelledError:
-        put((_ERROR, RuntimeError("the stream was closed before its end")))
-        raise
-    except BaseException as exc:  # handed to the caller's thread
-        put((_ERROR, exc))
-    else:
-        put((_END, None))
-
-
-class _SyncStream(_SyncIterator[C], Generic[C, R]):
-    """A blocking view of a stream: iterate it for chunks; `.result()`; `with` closes it."""
-
-    def __init__(self, client: Ollama, stream: Any) -> None:
-        super().__init__(client, stream, stream.aclose)
-        self._stream = stream
-
-    def result(self) -> R:
-        """Read what is left and return the finished value."""
-        if self._queue is not None:
-            for _ in self:
-                pass
-        value: R = self._client._run(self._stream.result())
-        return value
-
-    @property
-    def done(self) -> bool:
-        return bool(self._stream.done)
-
-
-class SyncChatStream(_SyncStream[ChatChunk, ChatResult]):
-    """`for chunk in client.chat(...)`: ChatChunks as they arrive; `.message`, `.result()`,
-    `.text()`."""
-
-    @property
-    def message(self) -> Message:
-        """The assistant message accumulated so far."""
-        message: Message = self._stream.message
-        return message
-
-    def text(self) -> Iterator[str]:
-        """Only the content deltas."""
-        for chunk in self:
-            if chunk.content:
-                yield chunk.content
-
-
-class SyncGenerateStream(_SyncStream[GenerateChunk, GenerateResult]):
-    """`for chunk in client.generate(...)`: GenerateChunks as they arrive; `.result()`,
-    `.text()`."""
-
-    def text(self) -> Iterator[str]:
-        """Only the response deltas."""
-        for chunk in self:
-            if chunk.response:
-                yield chunk.response
-
-
-class SyncProgressStream(_SyncStream[Progress, str]):
-    """`for progress in client.pull(...)`: Progress lines; `.result()` gives the final status."""
-
-
-class SyncToolLoop(_SyncIterator[ToolEvent]):
-    """`for event in client.chat_with_tools(...)`: ChatChunks and ToolResults; `.messages`,
-    `.result`, `.run()`."""
-
-    def __init__(self, client: Ollama, loop: ToolLoop) -> None:
-        super().__init__(client, aiter(loop), loop.aclose)
-        self._loop = loop
-
-    @property
-    def messages(self) -> list[Message]:
-        return self._loop.messages
-
-    @property
-    def result(self) -> ChatResult | None:
-        return self._loop.result
-
-    @property
-    def rounds(self) -> int:
-        return self._loop.rounds
-
-    def run(self) -> ChatResult:
-        """Run to the end; return the final reply."""
-        for _ in self:
-            pass
-        assert self._loop.result is not None
-        return self._loop.result
 
 
 def _streaming(method: Callable[Concatenate[AsyncOllama, P], Any],
@@ -344,6 +170,16 @@ class Ollama:
 
     def _submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         runner = self._runner
+        if runner is not None and runner.pid != os.getpid():
+            # Forked (multiprocessing, gunicorn --preload, Celery prefork): the loop thread did
+            # not come along, so this process starts its own (rule 5).
+            with self._lock:
+                if self._runner is runner:
+                    _FORKED_AWAY.append(runner)  # never finalized here: it belongs to the parent
+                    if self._finalizer is not None:
+                        self._finalizer.detach()
+                    self._runner = self._finalizer = None
+            runner = self._runner
         if runner is None:
             with self._lock:
                 if self._closed:
@@ -402,9 +238,14 @@ class Ollama:
     is_running = _blocking(AsyncOllama.is_running)
 
 
+_FORKED_AWAY: list[_LoopThread] = []  # loop threads of the parent process, after a fork
+
+
 def _shutdown(client: AsyncOllama, runner: _LoopThread) -> None:
     """Close the async client in its loop, then stop the loop thread (also run when an Ollama is
-    collected)."""
+    collected, and at exit)."""
+    if runner.pid != os.getpid():
+        return  # a forked child: that thread is the parent's, and not here to stop
     if not runner.loop.is_closed() and runner.thread is not threading.current_thread():
         # Closing is best effort; the loop is stopped regardless.
         with contextlib.suppress(Exception):

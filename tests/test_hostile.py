@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import time
 import zlib
 from typing import Any
 
@@ -529,3 +530,41 @@ def test_settings_keep_host_credentials_for_the_client_but_never_show_them() -> 
     client, _ = settings.client()
     assert client._headers["Authorization"].startswith("Basic ")
     assert "sk-secret" not in repr(Settings(api_key="sk-secret"))
+
+
+# -- deployments ------------------------------------------------------------------------------
+
+def test_both_clients_work_in_a_forked_child_and_in_the_parent_after() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "fork_probe.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parent.parent)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=60, check=True, env=env).stdout.splitlines()
+    assert out[0].startswith("parent ") and out[1].count("You said: hi") == 2, out
+    assert out[1].startswith("child ") and out[3] == "child-exit 0", out
+    assert float(out[2].split()[1]) < 2  # the child's exit waits for no thread of the parent
+    assert out[4].startswith("parent-again ") and out[4].endswith("You said: hi"), out
+
+
+def test_break_out_of_a_blocking_stream_closes_it_while_it_is_still_held() -> None:
+    from ollama_stream import Ollama
+
+    with FakeOllama() as fake:
+        fake.queue_reply(content="word " * 300, chunk_delay=0.01)
+        with Ollama(fake.url) as client:
+            stream = client.chat("qwen3", USER, think=False)
+            for chunk in stream:
+                assert chunk.content == "word "
+                break
+            for _ in range(200):  # the server sees the disconnect while `stream` is still held
+                if fake.disconnects:
+                    break
+                time.sleep(0.01)
+            assert fake.disconnects == 1
+            assert stream.message.content.startswith("word ")
+            with pytest.raises(RuntimeError, match="before its final chunk"):
+                stream.result()
+            assert client.chat("qwen3", USER, think=False).result().done_reason == "stop"
