@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+import struct
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -28,10 +29,12 @@ METRICS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_
            "eval_count", "eval_duration")
 DETAILS_KEYS = {"parent_model", "format", "family", "families", "parameter_size",
                 "quantization_level"}
+# /api/tags adds the two lengths (v0.30); /api/ps and /api/show do not
+TAGS_DETAILS_KEYS = DETAILS_KEYS | {"context_length", "embedding_length"}
 PS_KEYS = {"name", "model", "size", "digest", "details", "expires_at", "size_vram",
            "context_length"}
 SHOW_KEYS = {"license", "modelfile", "parameters", "template", "details", "model_info",
-             "capabilities", "modified_at"}
+             "tensors", "capabilities", "modified_at"}
 PULL_FAILED = {"error": "pull model manifest: file does not exist"}
 USER = [{"role": "user", "content": "Why is the sky blue?"}]
 
@@ -123,6 +126,11 @@ def parse_time(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+def as_float32(value: float) -> float:
+    result: float = struct.unpack("f", struct.pack("f", value))[0]
+    return result
+
+
 def sha256_digest(data: bytes) -> str:
     return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
@@ -131,7 +139,7 @@ def sha256_digest(data: bytes) -> str:
 
 async def test_generate_streams_tokens_then_a_final_chunk_with_context_and_metrics(
         fake: FakeOllama) -> None:
-    body = {"model": "qwen3", "prompt": "Why is the sky blue?"}
+    body = {"model": "qwen3", "prompt": "Why is the sky blue?", "think": False}
     lines = await stream(fake, "/api/generate", body)
     assert len(lines) >= 3
     for line in lines[:-1]:
@@ -162,7 +170,13 @@ async def test_generate_thinks_first_when_think_is_truthy(fake: FakeOllama) -> N
     assert ("".join(line["thinking"] for line in thinking)
             == "The user wrote 5 words. I will answer briefly.")
     first_content = next(n for n, line in enumerate(lines) if line["response"])
-    assert all("thinking" in line for line in lines[:first_content])
+    # as in the recorded generate_think transcript: generate does not skip the chunks of the think
+    # tags, so one empty chunk comes before the thinking and two come after it
+    empty = {"model", "created_at", "response", "done"}
+    before = lines[:first_content]
+    assert set(before[0]) == empty and before[0]["response"] == ""
+    assert all("thinking" in line for line in before[1:-2])
+    assert [set(line) for line in before[-2:]] == [empty, empty]
     assert not any("thinking" in line for line in lines[first_content:])
     assert "".join(line["response"] for line in lines) == "You said: Why is the sky blue?"
 
@@ -177,7 +191,7 @@ async def test_generate_shares_the_reply_queue_with_chat(fake: FakeOllama) -> No
     fake.queue_reply(content="From the queue.", thinking="Queued thought.")
     fake.queue_reply(content="Second in line.")
     lines = await stream(fake, "/api/generate", {"model": "qwen3", "prompt": "anything"})
-    # shown without `think`
+    # shown without `think`: a thinking model thinks unless told not to
     assert "".join(line.get("thinking", "") for line in lines) == "Queued thought."
     assert "".join(line["response"] for line in lines) == "From the queue."
     assert fake.pending == 1
@@ -240,10 +254,12 @@ async def test_generate_unknown_or_missing_model(fake: FakeOllama) -> None:
     status, body = await call_json(fake, "POST", "/api/generate",
                                    {"model": "nosuch", "prompt": "hi"})
     assert status == 404 and body == {"error": "model 'nosuch' not found"}
+    # GenerateHandler answers a missing model with its 404 (ChatHandler with a 400)
     status, body = await call_json(fake, "POST", "/api/generate", {"prompt": "hi"})
-    assert status == 400 and body == {"error": "model is required"}
+    assert status == 404 and body == {"error": "model '' not found"}
     status, _, raw = await call(fake, "POST", "/api/generate", data=b"not json")
-    assert status == 400 and json.loads(raw) == {"error": "invalid JSON body"}
+    assert status == 400
+    assert json.loads(raw) == {"error": "invalid character 'o' in literal null (expecting 'u')"}
     assert fake.pending == 1  # a rejected request does not use up the queued reply
 
 
@@ -543,10 +559,11 @@ async def test_create_quantizes_only_f16_weights(fake: FakeOllama) -> None:
 # -- /api/embed ------------------------------------------------------------------------------------
 
 async def test_embed_shape_norm_and_metrics(fake: FakeOllama) -> None:
-    status, body = await call_json(fake, "POST", "/api/embed",
-                                   {"model": "qwen3",
-                                    "input": ["The sky is blue.", "Grass is green."]})
-    assert status == 200
+    status, content_type, raw = await call(fake, "POST", "/api/embed",
+                                           {"model": "qwen3",
+                                            "input": ["The sky is blue.", "Grass is green."]})
+    assert status == 200 and content_type == "application/json; charset=utf-8"
+    body = json.loads(raw)
     assert set(body) == {"model", "embeddings", "total_duration", "load_duration",
                          "prompt_eval_count"}
     assert body["model"] == "qwen3"
@@ -554,7 +571,17 @@ async def test_embed_shape_norm_and_metrics(fake: FakeOllama) -> None:
     assert len(vectors) == 2 and vectors[0] != vectors[1]
     for vector in vectors:
         assert len(vector) == 8 and all(type(v) is float for v in vector)
-        assert math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, rel_tol=1e-9)
+        # float32 values, as Ollama's []float32: unit length to float32 precision
+        assert math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, rel_tol=1e-6)
+    # ... written in float32's shortest form (at most 9 significant digits, each one reading
+    # back as the float32 it stands for), as Go writes a float32
+    numbers = re.findall(rb"-?[\d.]+(?:e[-+]?\d+)?", raw.split(b'"embeddings":')[1].split(b"]]")[0])
+    assert len(numbers) == 16
+    for text in numbers:
+        digits = len(text.lstrip(b"-").replace(b".", b"").lstrip(b"0").split(b"e")[0])
+        value = as_float32(float(text))
+        shortest = next(n for n in range(1, 10) if as_float32(float(f"{value:.{n - 1}e}")) == value)
+        assert digits == shortest, text
     for key in ("total_duration", "load_duration", "prompt_eval_count"):
         assert type(body[key]) is int and body[key] > 0, key
 
@@ -583,7 +610,8 @@ async def test_embed_dimensions_shorten_and_renormalise(fake: FakeOllama) -> Non
                                {"model": "qwen3", "input": "hello", "dimensions": 3})
     [vector] = short["embeddings"]
     assert len(vector) == 3
-    assert math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, rel_tol=1e-9)
+    # float32 values, as Ollama's: unit length to float32 precision
+    assert math.isclose(math.sqrt(sum(v * v for v in vector)), 1.0, rel_tol=1e-6)
     prefix = full["embeddings"][0][:3]
     norm = math.sqrt(sum(v * v for v in prefix))
     # Ollama truncates, then normalises again
@@ -604,7 +632,8 @@ async def test_embedding_length_option(loop_errors: list[dict[str, Any]]) -> Non
 
 async def test_embed_errors_and_empty_input(fake: FakeOllama) -> None:
     status, body = await call_json(fake, "POST", "/api/embed", {"model": "nosuch", "input": "x"})
-    assert status == 404 and body == {"error": "model 'nosuch' not found"}
+    # EmbedHandler's text, as recorded (embed_unknown_model)
+    assert status == 404 and body == {"error": 'model "nosuch" not found, try pulling it first'}
     for bad in (42, ["ok", 1], {"text": "x"}):
         status, body = await call_json(fake, "POST", "/api/embed", {"model": "qwen3", "input": bad})
         assert status == 400 and body == {"error": "invalid input type"}, bad
@@ -621,13 +650,17 @@ async def test_tags_have_realistic_entries(fake: FakeOllama) -> None:
     found = await tags(fake)
     assert set(found) == {name if ":" in name else f"{name}:latest" for name in DEFAULT_MODELS}
     for name, entry in found.items():
-        assert set(entry) == {"name", "model", "modified_at", "size", "digest", "details"}
+        assert set(entry) == {"name", "model", "modified_at", "size", "digest", "details",
+                              "capabilities"}
+        assert list(entry)[-1] == "capabilities"  # Go's field order
         assert entry["model"] == name
         assert type(entry["size"]) is int and entry["size"] > 0
         assert HEX64.match(entry["digest"])
         parse_time(entry["modified_at"])
         details = entry["details"]
-        assert set(details) == DETAILS_KEYS
+        assert set(details) == TAGS_DETAILS_KEYS
+        assert type(details["context_length"]) is int and details["context_length"] > 0
+        assert details["embedding_length"] == 8  # the fake's embedding_length
         assert details["format"] == "gguf" and details["parent_model"] == ""
         assert details["families"] == [details["family"]] and details["family"]
         assert re.fullmatch(r"\d+(\.\d+)?[BM]", details["parameter_size"])
@@ -636,6 +669,8 @@ async def test_tags_have_realistic_entries(fake: FakeOllama) -> None:
     assert found["gpt-oss:20b"]["details"]["parameter_size"] == "20B"
     assert found["qwen3:latest"]["details"]["family"] == "qwen3"
     assert found["gpt-oss:20b"]["size"] > found["smollm2:135m"]["size"]
+    assert found["qwen3:latest"]["capabilities"] == ["completion", "tools", "thinking"]
+    assert found["qwen3:latest"]["details"]["context_length"] == 40960
 
 
 async def test_tags_list_the_most_recently_modified_first(fake: FakeOllama) -> None:
@@ -659,7 +694,9 @@ async def test_show_a_chat_model(fake: FakeOllama) -> None:
                for key in ("license", "modelfile", "parameters", "template"))
     assert shown["capabilities"] == ["completion", "tools", "thinking"]
     entry = (await tags(fake))["qwen3:latest"]
-    assert shown["details"] == entry["details"] and shown["modified_at"] == entry["modified_at"]
+    shown_details = {key: value for key, value in entry["details"].items()
+                     if key not in ("context_length", "embedding_length")}  # tags' own
+    assert shown["details"] == shown_details and shown["modified_at"] == entry["modified_at"]
     info = shown["model_info"]
     assert info["general.architecture"] == "qwen3"
     assert type(info["qwen3.context_length"]) is int and info["qwen3.context_length"] > 0
@@ -668,7 +705,9 @@ async def test_show_a_chat_model(fake: FakeOllama) -> None:
     assert re.search(r"^FROM /\S+/sha256-[0-9a-f]{64}$", shown["modelfile"], re.MULTILINE)
     assert shown["parameters"] and all(re.fullmatch(r"\S+ {2,}\S.*", line)
                                        for line in shown["parameters"].splitlines())
-    assert info["tokenizer.ggml.tokens"] == [] and info["tokenizer.ggml.merges"] == []
+    # without verbose Ollama does not read the arrays: they marshal as null (show_tiny_think)
+    assert info["tokenizer.ggml.tokens"] is None and info["tokenizer.ggml.merges"] is None
+    assert all(set(t) == {"name", "type", "shape"} for t in shown["tensors"])
 
 
 async def test_show_verbose_fills_the_tokenizer_arrays(fake: FakeOllama) -> None:
@@ -679,8 +718,8 @@ async def test_show_verbose_fills_the_tokenizer_arrays(fake: FakeOllama) -> None
             "tokenizer.ggml.merges"} <= set(arrays)
     for key in arrays:
         assert len(verbose["model_info"][key]) > 5, key
-        # Ollama empties arrays longer than 5 unless verbose
-        assert brief["model_info"][key] == [], key
+        # unless verbose, Ollama leaves the arrays unread: null
+        assert brief["model_info"][key] is None, key
     assert {k: v for k, v in verbose["model_info"].items() if k not in arrays} == {
         k: v for k, v in brief["model_info"].items() if k not in arrays}
 
@@ -695,7 +734,8 @@ async def test_show_an_embedding_model(loop_errors: list[dict[str, Any]]) -> Non
 
 async def test_show_unknown_or_missing_model(fake: FakeOllama) -> None:
     status, body = await call_json(fake, "POST", "/api/show", {"model": "nosuch"})
-    assert status == 404 and body == {"error": "model 'nosuch' not found"}
+    # v0.33 names the model as it resolved it (v0.24's show_unknown still said 'nope')
+    assert status == 404 and body == {"error": "model 'nosuch:latest' not found"}
     status, body = await call_json(fake, "POST", "/api/show", {})
     assert status == 400 and body == {"error": "model is required"}
 
@@ -727,7 +767,10 @@ async def test_ps_lists_used_models_latest_first_with_ollamas_shape(fake: FakeOl
         assert (type(entry["size"]) is int and entry["size"] > 0
                 and entry["size_vram"] == entry["size"])
         assert entry["digest"] == known[entry["name"]]["digest"]
-        assert entry["details"] == known[entry["name"]]["details"]
+        # /api/ps builds its details without the two lengths /api/tags has
+        assert entry["details"] == {key: value
+                                    for key, value in known[entry["name"]]["details"].items()
+                                    if key not in ("context_length", "embedding_length")}
         assert entry["context_length"] == 4096
         expires = parse_time(entry["expires_at"])
         # keep_alive defaults to 5m
@@ -770,7 +813,9 @@ async def test_delete_unknown_or_missing_model(fake: FakeOllama) -> None:
     status, body = await call_json(fake, "DELETE", "/api/delete", {"model": "nosuch"})
     assert status == 404 and body == {"error": "model 'nosuch' not found"}
     status, body = await call_json(fake, "DELETE", "/api/delete", {})
-    assert status == 400 and body == {"error": 'name "" is invalid'}
+    assert status == 400 and body == {"error": "model is required"}  # modelref.ErrModelRequired
+    status, body = await call_json(fake, "DELETE", "/api/delete", {"model": "bad name"})
+    assert status == 400 and body == {"error": 'name "bad name" is invalid'}
     assert len(await tags(fake)) == len(DEFAULT_MODELS)
 
 
@@ -837,7 +882,7 @@ async def test_root_answers_get_and_head(fake: FakeOllama) -> None:
     status, content_type, raw = await call(fake, "HEAD", "/")
     assert status == 200 and raw == b"" and content_type.startswith("text/plain")
     status, body = await call_json(fake, "GET", "/api/version")
-    assert status == 200 and body == {"version": "0.13.0"}
+    assert status == 200 and body == {"version": "0.33.0"}
 
 
 async def test_unknown_paths_and_methods(fake: FakeOllama) -> None:

@@ -76,13 +76,14 @@ async def test_two_fakes_get_different_ports(loop_errors: list[dict[str, Any]]) 
 
 # -- the default reply -----------------------------------------------------------------------------
 
-async def test_default_reply_echoes_the_last_user_message_without_thinking(
+async def test_default_reply_echoes_the_last_user_message_thinking_by_default(
         fake: FakeOllama) -> None:
+    # a thinking model thinks when `think` is omitted (Ollama v0.12.4+), as the real server does
     messages = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "hello there"}]
     lines = await stream_lines(fake, {"model": "qwen3", "messages": messages})
     assert joined(lines, "content") == "You said: hello there"
-    assert joined(lines, "thinking") == ""
+    assert joined(lines, "thinking") == "The user wrote 2 words. I will answer briefly."
 
 
 @pytest.mark.parametrize("think", [True, "low"])
@@ -124,7 +125,9 @@ async def test_queued_replies_are_served_first_in_first_out(fake: FakeOllama) ->
         lines = await stream_lines(fake, body)
         answers.append((joined(lines, "thinking"), joined(lines, "content")))
         assert fake.pending == max(0, 2 - n)
-    assert answers == [("", "one"), ("hmm", "two"), ("", "three"), ("", "You said: q3")]
+    # the default reply thinks: qwen3 is a thinking model and `think` was not turned off
+    assert answers == [("", "one"), ("hmm", "two"), ("", "three"),
+                       ("The user wrote 1 words. I will answer briefly.", "You said: q3")]
     assert fake.requests == bodies
 
 
@@ -214,7 +217,7 @@ async def test_unknown_model_is_ollamas_404(fake: FakeOllama) -> None:
     status, content_type, raw = await post_chat(fake, {"model": "x", "messages": USER})
     assert status == 404
     assert content_type.startswith("application/json")
-    assert json.loads(raw) == {"error": 'model "x" not found, try pulling it first'}
+    assert json.loads(raw) == {"error": "model 'x' not found"}  # ChatHandler's own 404 text
     assert fake.pending == 1  # a rejected request does not use up the queued reply
 
 
@@ -236,11 +239,15 @@ async def test_missing_model_is_a_400(fake: FakeOllama, body: dict[str, Any]) ->
     assert json.loads(raw) == {"error": "model is required"}
 
 
-@pytest.mark.parametrize("data", [b"this is not json", b"[1, 2]"])
-async def test_a_body_that_is_not_a_json_object_is_a_400(fake: FakeOllama, data: bytes) -> None:
+@pytest.mark.parametrize(("data", "text"), [
+    (b"this is not json", "invalid character 'h' in literal true (expecting 'r')"),
+    (b"[1, 2]", "json: cannot unmarshal array into Go value of type api.ChatRequest"),
+])
+async def test_a_body_that_is_not_a_json_object_is_a_400(fake: FakeOllama, data: bytes,
+                                                         text: str) -> None:
     status, _, raw = await post_chat(fake, data=data, headers={"Content-Type": "application/json"})
     assert status == 400
-    assert json.loads(raw) == {"error": "invalid JSON body"}
+    assert json.loads(raw) == {"error": text}  # Go's decoder says what is wrong
     assert fake.requests == []
     assert fake.received[-1].path == "/api/chat"
 
@@ -266,7 +273,7 @@ async def test_root_version_and_tags(loop_errors: list[dict[str, Any]]) -> None:
         async with session.get(f"{fake.url}/") as response:
             assert response.status == 200 and await response.text() == "Ollama is running"
         async with session.get(f"{fake.url}/api/version") as response:
-            assert await response.json() == {"version": "0.13.0"}
+            assert await response.json() == {"version": "0.33.0"}
         async with session.get(f"{fake.url}/api/tags") as response:
             tags = await response.json()
         assert sorted(m["name"] for m in tags["models"]) == ["llama3.2:1b", "qwen3:latest"]
@@ -335,7 +342,7 @@ async def test_official_async_client_unstreamed_and_not_found(fake: FakeOllama) 
         with pytest.raises(ollama.ResponseError) as caught:
             await official.chat(model="nosuchmodel", messages=USER)
     assert caught.value.status_code == 404
-    assert 'model "nosuchmodel" not found' in caught.value.error
+    assert "model 'nosuchmodel' not found" in caught.value.error
 
 
 def test_official_sync_client_with_a_tool_call() -> None:

@@ -10,9 +10,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import _names
+from ._gotypes import CREATE, PULL, PUSH
 from ._state import FakeReply
 from ._store import _BLOBS_DIR, _FILE_TYPES, _default_info, _ModelInfo, _now, _sha256
-from ._wire import _json, _json_error, _Wire
+from ._wire import JSON_PLAIN, _json, _json_error, _Wire
 
 # Ollama: `pull model manifest: %s` of os.ErrNotExist
 _PULL_FAILURE = "pull model manifest: file does not exist"
@@ -48,20 +50,21 @@ class _ProgressRoutes(_Wire):
     """`/api/pull`, `/api/push` and `/api/create`, mixed into FakeOllama."""
 
     async def _pull(self, request: web.Request) -> web.StreamResponse:
-        body = await self._json_body(request)
+        body = await self._body(request, PULL)
         if isinstance(body, web.Response):
             return body
-        model = body.get("model") or body.get("name")
-        if not model or not isinstance(model, str):
+        model = str(body.get("model") or body.get("name") or "").strip()
+        if not model or not _names.parse(model).valid:
             return _json_error(400, "invalid model name")
         lines, pulled = self._pull_lines(model)
         return await self._progress(request, body, lines, lambda: self._add_pulled(pulled))
 
     def _pull_lines(self, name: str) -> tuple[list[dict[str, Any]], list[str]]:
         """Ollama's pull progress for `name`, and the names that become known if it succeeds."""
-        canonical = self._canonical(name)
+        canonical = self._find(name) or self._canonical(name)
         lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
-        if canonical not in self.models and canonical not in self.pullable:
+        pullable = {known.lower() for known in self.pullable}
+        if canonical not in self.models and canonical.lower() not in pullable:
             lines.append({"error": _PULL_FAILURE})
             return lines, []
         for digest, size in self._info(canonical).layers:
@@ -76,13 +79,13 @@ class _ProgressRoutes(_Wire):
                 self._add_model(name)
 
     async def _push(self, request: web.Request) -> web.StreamResponse:
-        body = await self._json_body(request)
+        body = await self._body(request, PUSH)
         if isinstance(body, web.Response):
             return body
         model = body.get("model") or body.get("name")
         if not model or not isinstance(model, str):
             return _json_error(400, "model is required")
-        canonical = self._canonical(model)
+        canonical = self._find(model) or self._canonical(model)
         lines: list[dict[str, Any]] = [{"status": "retrieving manifest"}]
         if canonical not in self.models:
             base, _, tag = canonical.partition(":")
@@ -95,7 +98,7 @@ class _ProgressRoutes(_Wire):
         return await self._progress(request, body, lines)
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
-        body = await self._json_body(request)
+        body = await self._body(request, CREATE)
         if isinstance(body, web.Response):
             return body
         model = body.get("model") or body.get("name")
@@ -131,7 +134,7 @@ class _ProgressRoutes(_Wire):
         """Ollama pulls a `from` model it does not have first, and fails with the pull's error."""
         lines: list[dict[str, Any]] = []
         pulled: list[str] = []
-        canonical = self._canonical(source)
+        canonical = self._find(source) or self._canonical(source)
         if canonical not in self.models:
             lines, pulled = self._pull_lines(source)
             if not pulled:
@@ -190,13 +193,13 @@ class _ProgressRoutes(_Wire):
                         lines: list[dict[str, Any]],
                         commit: Callable[[], None] | None = None) -> web.StreamResponse:
         """Stream progress `lines` (paced by chunk_delay); `commit` applies the change just before
-        the final `success`. With `stream: false`, Ollama answers only the last status, or a 500
-        with the error."""
+        the final `success`. With `stream: false` (waitForStream, which sets its content type
+        first), Ollama answers only the last status, or a 500 with the error."""
         failed = "error" in lines[-1]
         if body.get("stream") is False:
             if failed:
-                return _json_error(500, str(lines[-1]["error"]))
+                return _json_error(500, str(lines[-1]["error"]), content_type=JSON_PLAIN)
             if commit is not None:
                 commit()
-            return _json(lines[-1])
+            return _json(lines[-1], content_type=JSON_PLAIN)
         return await self._stream(request, lines, FakeReply(), None if failed else commit)
