@@ -87,7 +87,8 @@ class _GenerationRoutes(_Wire):
               body: Mapping[str, Any]) -> Turn:
         native = info.native if info.native is not None else self.native
         return Turn(model, info, think.on, native, bool(body.get("tools")),
-                    bool(body.get("logprobs")), int(body.get("top_logprobs") or 0), think.level)
+                    bool(body.get("logprobs")), int(body.get("top_logprobs") or 0),
+                    self._context(body, info), think.level)
 
     @staticmethod
     def _queued_error(reply: FakeReply) -> web.Response | None:
@@ -133,7 +134,7 @@ class _GenerationRoutes(_Wire):
         turn = self._turn(model, info, think, body)
         count = prompt_tokens([str(m.get("content") or "") for m in messages
                                if isinstance(m, dict)])
-        failure = self._runner_failure(body, count)
+        failure = self._runner_failure(body, count, info)
         if failure is None:
             prefill = plan_prefill(info, turn.native, turn.thinking, messages)
             turn.prefill, turn.prefill_thinking = prefill.content, prefill.thinking
@@ -154,14 +155,19 @@ class _GenerationRoutes(_Wire):
                                           lambda ls: merge_chat(ls, turn.tools), started)
         return await self._stream(request, lines, reply, started=started)
 
-    def _runner_failure(self, body: Mapping[str, Any], tokens: int) -> FakeReply | None:
+    @staticmethod
+    def _context(body: Mapping[str, Any], info: _ModelInfo) -> int:
+        """The runner's context: num_ctx (4096 by default), never more than the model's."""
+        return min(num_ctx(body.get("options")) or 4096, info.context_length)
+
+    def _runner_failure(self, body: Mapping[str, Any], tokens: int,
+                        info: _ModelInfo) -> FakeReply | None:
         """What the runner refuses before any output: a bad `format` (500) and, with
         `truncate: false`, a prompt longer than the context (400)."""
         error = format_error(body.get("format"), "format" in body)
         if error is not None:
             return FakeReply(error=error)
-        limit = num_ctx(body.get("options")) or 4096
-        if body.get("truncate") is False and tokens > limit:
+        if body.get("truncate") is False and tokens > self._context(body, info):
             return FakeReply(error="the input length exceeds the context length", error_status=400)
         return None
 
@@ -196,7 +202,8 @@ class _GenerationRoutes(_Wire):
             return _json({"model": model, "created_at": go_time(), "response": "", "done": True,
                           "done_reason": "load"})
         turn = self._turn(model, info, think, body)
-        failure = self._runner_failure(body, prompt_tokens([prompt, str(body.get("system") or "")]))
+        failure = self._runner_failure(
+            body, prompt_tokens([prompt, str(body.get("system") or "")]), info)
         if failure is not None:
             self._use(stored, body)
             reply, lines = failure, [{"error": failure.error}]

@@ -106,7 +106,7 @@ class _ModelRoutes(_Wire):
                 "name": name, "model": name, "modified_at": info.modified_at, "size": info.size,
                 "digest": info.digest,
                 "details": info.details(self._width(info) if recent else None)}
-            if recent:
+            if recent and info.capabilities:  # omitempty
                 entry["capabilities"] = list(info.capabilities)
             models.append(entry)
         return _json({"models": models})
@@ -147,8 +147,10 @@ class _ModelRoutes(_Wire):
         shown = {key: value for key, value in shown.items() if value}  # omitempty
         shown.update(details=info.details(),
                      model_info=self._model_info(info, bool(body.get("verbose"))),
-                     tensors=_tensors(info, self._width(info)),
-                     capabilities=list(info.capabilities), modified_at=info.modified_at)
+                     tensors=_tensors(info, self._width(info)))
+        if info.capabilities:  # omitempty
+            shown["capabilities"] = list(info.capabilities)
+        shown["modified_at"] = info.modified_at
         if info.requires:
             shown["requires"] = info.requires
         return _json(shown)

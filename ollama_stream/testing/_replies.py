@@ -36,6 +36,7 @@ class Turn:
     tools: bool  # the request had tools
     logprobs: bool
     top_logprobs: int
+    context: int  # the runner's context: a longer prompt is truncated to it
     level: str = ""  # the harmony think level, "" for other models
     prefill: str | None = None  # the trailing assistant content the reply continues
     prefill_thinking: str | None = None  # ... or its thinking, when it had no content
@@ -144,7 +145,7 @@ def chat_lines(turn: Turn, reply: FakeReply, calls: list[dict[str, Any]],
     if calls and on_done:
         final["message"]["tool_calls"] = calls
     final.update(done_reason=reply.done_reason, total_duration=None, load_duration=None,
-                 prompt_eval_count=prompt_count, prompt_eval_duration=None,
+                 prompt_eval_count=min(prompt_count, turn.context), prompt_eval_duration=None,
                  eval_count=max(1, len(lines)), eval_duration=None)
     final["done"] = True
     lines.append(final)
@@ -181,7 +182,8 @@ def generate_lines(turn: Turn, reply: FakeReply, request: Mapping[str, Any],
         final["context"] = previous + _token_ids(prompt) + _token_ids(reply.content)
     system = str(request.get("system") or "")
     final.update(total_duration=None, load_duration=None,
-                 prompt_eval_count=prompt_tokens([prompt, system]), prompt_eval_duration=None,
+                 prompt_eval_count=min(prompt_tokens([prompt, system]), turn.context),
+                 prompt_eval_duration=None,
                  eval_count=max(1, len(lines)), eval_duration=None)
     if calls:
         final["tool_calls"] = calls

@@ -61,6 +61,13 @@ def _stamp(line: dict[str, Any], started: int) -> bytes:
     return dumps(line)
 
 
+class _GoStream(web.StreamResponse):
+    """A streamed answer whose headers leave with its first line, as Go's net/http sends them
+    (in the same write as the first flushed chunk), not in a write of their own."""
+
+    _send_headers_immediately = False  # aiohttp's switch (web.Response has it off)
+
+
 class _Wire(_FakeState):
     """Reading requests into `received` and writing answers back, for the endpoint mixins."""
 
@@ -112,23 +119,25 @@ class _Wire(_FakeState):
                     await asyncio.Event().wait()  # until the client leaves (handler cancellation)
                 if before_last is not None and n == len(lines) - 1:
                     before_last()
+                last = n == len(lines) - 1 or "error" in line
                 if response is None and "error" in line:  # nothing written yet: a real status
-                    response = web.StreamResponse(status=reply.error_status,
-                                                  headers={"Content-Type": JSON_PLAIN})
+                    response = _GoStream(status=reply.error_status,
+                                         headers={"Content-Type": JSON_PLAIN})
                     await response.prepare(request)
-                    await response.write(_error_body(str(line["error"])))
-                    break
+                    await response.write_eof(_error_body(str(line["error"])))
+                    return response
                 if response is None:
-                    response = web.StreamResponse(headers={"Content-Type": NDJSON})
+                    response = _GoStream(headers={"Content-Type": NDJSON})
                     await response.prepare(request)
-                await response.write(_stamp(line, started) + b"\n")
-                if "error" in line:
-                    break
+                data = _stamp(line, started) + b"\n"
+                if last:  # the last chunk and the end of the body in one write
+                    await response.write_eof(data)
+                    return response
+                await response.write(data)
                 if delay:
                     await asyncio.sleep(delay)
-            if response is None:  # no lines at all: an empty stream
-                response = web.StreamResponse(headers={"Content-Type": NDJSON})
-                await response.prepare(request)
+            response = response or _GoStream(headers={"Content-Type": NDJSON})
+            await response.prepare(request)  # no lines at all: an empty stream
             await response.write_eof()
         except (asyncio.CancelledError, ConnectionError):
             self._left()
