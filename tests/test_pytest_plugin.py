@@ -1,6 +1,6 @@
-"""The pytest plugin (`ollama_stream_pytest`, the `pytest11` entry point): its fixtures in a user's
-project run by a real pytest subprocess that finds the plugin through its entry point, as an
-installed ollama-stream offers it; and the plugin costs nothing to load."""
+"""The pytest plugin (`ollama_stream_pytest`, the `pytest11` entry point): the fixtures' example of
+docs/testing.md as a user's project, run by a real pytest subprocess that finds the plugin through
+its entry point, as an installed ollama-stream offers it; and the plugin costs nothing to load."""
 
 from __future__ import annotations
 
@@ -16,26 +16,15 @@ import pytest
 import ollama_stream_pytest
 
 ROOT = Path(__file__).parent.parent
-USERS_TESTS = '''
-import pytest
-from ollama_stream import AsyncOllama, Ollama
+DOCS = ROOT / "docs" / "testing.md"
 
-async def test_in_the_loop(fake_ollama):
-    fake_ollama.queue_reply(content="Hi!")
-    async with AsyncOllama() as client:       # OLLAMA_HOST points at the fake
-        result = await client.chat("qwen3", [{"role": "user", "content": "Hello"}]).result()
-    assert result.message.content == "Hi!"
 
-def test_blocking(fake_ollama_thread):
-    with Ollama() as client:
-        reply = client.chat("qwen3", [{"role": "user", "content": "Hello"}], think=False)
-        assert reply.result().message.content == "You said: Hello"
-
-@pytest.mark.fake_ollama(models=["tiny"], version="0.12.9")
-def test_configured_by_a_marker(fake_ollama_thread):
-    assert fake_ollama_thread.models == {"tiny:latest"}
-    assert fake_ollama_thread.version == "0.12.9"
-'''
+def users_tests() -> str:
+    """The fixtures' example of docs/testing.md, run here as a user's test module."""
+    block = re.search(r'```python title="tests/test_with_fixtures.py"\n(.*?)```', DOCS.read_text(),
+                      re.S)
+    assert block is not None, "docs/testing.md lost its fixtures example"
+    return block.group(1)
 
 
 def entry_point() -> str:
@@ -68,7 +57,7 @@ def test_a_users_tests_get_the_fixtures_through_the_entry_point(tmp_path: Path) 
     project.mkdir()
     (project / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n"
                                         "asyncio_default_fixture_loop_scope = function\n")
-    (project / "test_users.py").write_text(USERS_TESTS)
+    (project / "test_with_fixtures.py").write_text(users_tests())
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              "-W", "error"], cwd=project, env=environ, capture_output=True,
