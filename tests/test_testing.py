@@ -370,3 +370,36 @@ def test_official_sync_client_with_a_tool_call() -> None:
                 == "The tool get_weather returned: 22 C, clear")
         assert fake.requests[0]["tools"][0]["function"]["name"] == "get_weather"
     assert fake_threads() == []
+
+
+# -- what existing users' code relies on -----------------------------------------------------------
+
+def test_the_public_surface_of_ollama_stream_testing_stays() -> None:
+    import inspect
+
+    import ollama_stream.testing as testing
+
+    for name in ("FakeOllama", "FakeReply", "RecordedRequest", "DEFAULT_MODELS", "DEFAULT_PULLABLE",
+                 "FAKE_VERSION", "split_tokens", "FakeModel"):
+        assert hasattr(testing, name), name
+    assert testing.FAKE_VERSION == "0.33.0"  # the Ollama it now emulates
+    assert testing.split_tokens("a b") == ["a ", "b"]
+    parameters = inspect.signature(FakeOllama).parameters
+    assert {"models", "chunk_delay", "version", "ssl", "tool_call_ids", "pullable",
+            "embedding_length"} <= set(parameters)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
+    # queue_reply's positional parameters, in their order
+    assert list(inspect.signature(FakeOllama.queue_reply).parameters)[:5] == [
+        "self", "content", "thinking", "tool_calls", "done_reason"]
+    for method in ("queue_reply", "queue_error", "default_reply", "start", "stop",
+                   "wait_disconnect", "__aenter__", "__aexit__", "__enter__", "__exit__"):
+        assert callable(getattr(FakeOllama, method)), method
+    fake = FakeOllama(models=["qwen3"], pullable=["tinyllama"], tool_call_ids=False)
+    for attribute in ("models", "pullable", "embedding_length", "chunk_delay", "version", "ssl",
+                      "tool_call_ids", "requests", "received", "blobs", "disconnects", "pending",
+                      "loaded"):
+        assert hasattr(fake, attribute), attribute
+    assert fake.models == {"qwen3:latest"} and fake.pullable == {"tinyllama:latest"}
+    reply = testing.FakeReply("content", "thinking")  # positional, as before
+    assert (reply.content, reply.thinking, reply.status, reply.error_status) == (
+        "content", "thinking", None, 500)
