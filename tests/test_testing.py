@@ -159,7 +159,9 @@ async def test_stream_lines_have_ollamas_shapes(fake: FakeOllama) -> None:
     for line in lines:
         assert line["model"] == "qwen3"
         assert RFC3339_UTC.match(line["created_at"]), line["created_at"]
-        stamp = line["created_at"].replace("Z", "+00:00")  # 3.10 parses no "Z"
+        # Go's nanoseconds cut to the microseconds datetime takes (3.10 parses no more, nor "Z")
+        whole, _, fraction = line["created_at"].rstrip("Z").partition(".")
+        stamp = f"{whole}.{fraction[:6].ljust(6, '0')}+00:00"
         assert datetime.fromisoformat(stamp).tzinfo == timezone.utc
         assert line["message"]["role"] == "assistant"
         assert isinstance(line["message"]["content"], str)
