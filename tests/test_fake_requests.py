@@ -174,9 +174,18 @@ async def test_names_are_found_as_ollama_finds_them(fake: FakeOllama) -> None:
     (b'{"model":"tiny","messages":[{"role":"user","content":7}]}',
      "json: cannot unmarshal number into Go struct field ChatRequest.messages.content of type "
      "string"),
+    # images are base64 without a data: URL prefix (the ':' is byte 4)
+    (b'{"model":"tiny","messages":[{"role":"user","images":["data:image/png;base64,AAAA"]}]}',
+     "illegal base64 data at input byte 4"),
 ])
 async def test_bodies_go_cannot_decode(fake: FakeOllama, data: bytes, text: str) -> None:
     assert await error_of(fake, "/api/chat", data=data) == (400, JSON_UTF8, text)
+
+
+async def test_what_follows_the_first_value_is_never_read(fake: FakeOllama) -> None:
+    # json.Decoder.Decode reads one value; gin never looks further
+    status, _, raw = await post(fake, "/api/chat", data=b'{"model":"qwen3","messages":[]} junk')
+    assert status == 200 and json.loads(raw)["done_reason"] == "load"
 
 
 @pytest.mark.parametrize(("field", "value", "text"), [

@@ -177,6 +177,10 @@ def first_value(raw: bytes) -> tuple[Any, str | None]:
     read), or Go's error text; MISSING_BODY when there is no value at all (io.EOF)."""
     if not raw.strip(_WS):
         return None, MISSING_BODY
+    try:  # what orjson reads whole, Go's scanner reads alike: scan only what orjson refuses
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError:
+        pass
     try:
         end = _scan(raw, 0)
     except EOFError:
@@ -292,13 +296,14 @@ class _Decoder:
         return decoded
 
     def base64(self, text: str) -> str:
-        bad = next((n for n, c in enumerate(text) if c not in _BASE64), None)
+        """An image: base64 (Go skips \\r and \\n), e.g. no `data:` URL prefix."""
+        bad = _NOT_BASE64.search(text)
         if bad is not None:
-            self.save(f"illegal base64 data at input byte {bad}")
+            self.save(f"illegal base64 data at input byte {bad.start()}")
         return text
 
 
-_BASE64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\r\n]")
 
 
 def _number_text(value: float) -> str:
