@@ -99,6 +99,23 @@ def statuses(lines: list[dict[str, Any]]) -> list[str]:
     return [line["status"] for line in lines if "status" in line]
 
 
+def layer_kinds(lines: list[dict[str, Any]]) -> list[str]:
+    """A create's statuses with the layer digests cut off: "using existing layer" (the store has
+    it) or "creating new layer" (v0.33's manifest/layer.go), the others as they are."""
+    kinds = []
+    for status in statuses(lines):
+        verb, _, digest = status.rpartition(" ")
+        if verb in ("using existing layer", "creating new layer"):
+            assert LAYER_DIGEST.match(digest), status
+            kinds.append(verb)
+        else:
+            kinds.append(status)
+    return kinds
+
+
+EXISTING, NEW = "using existing layer", "creating new layer"
+
+
 def check_transfer(lines: list[dict[str, Any]], verb: str) -> list[str]:
     """The layer lines of a pull or push: per layer, a first line with `total` and no `completed`,
     then `completed` growing strictly to `total`. Returns the layer digests in order."""
@@ -445,8 +462,10 @@ async def test_pushing_an_unknown_model_is_200_then_an_error_line(fake: FakeOlla
 async def test_create_from_a_known_model(fake: FakeOllama) -> None:
     lines = await stream(fake, "/api/create",
                          {"model": "brief", "from": "qwen3", "system": "Be brief."})
-    assert lines == [{"status": "reading model metadata"}, {"status": "creating system layer"},
-                     {"status": "writing manifest"}, {"status": "success"}]
+    # as in the create_from transcript: the source's layers reused, the system prompt's new
+    # (weights, template, system, license, parameters)
+    assert layer_kinds(lines) == [EXISTING, EXISTING, NEW, EXISTING, EXISTING,
+                                  "writing manifest", "success"]
     entry = (await tags(fake))["brief:latest"]
     assert (entry["details"]["parent_model"] == "qwen3:latest"
             and entry["details"]["family"] == "qwen3")
@@ -458,8 +477,7 @@ async def test_create_from_a_known_model(fake: FakeOllama) -> None:
 
 async def test_create_without_a_system_prompt_has_no_system_layer(fake: FakeOllama) -> None:
     lines = await stream(fake, "/api/create", {"model": "plain", "from": "llama3.2"})
-    assert lines == [{"status": "reading model metadata"}, {"status": "writing manifest"},
-                     {"status": "success"}]
+    assert layer_kinds(lines) == [EXISTING] * 4 + ["writing manifest", "success"]
     status, shown = await call_json(fake, "POST", "/api/show", {"model": "plain"})
     assert status == 200 and "system" not in shown
 
@@ -468,8 +486,8 @@ async def test_create_with_a_template_and_parameters(fake: FakeOllama) -> None:
     body = {"model": "tuned", "from": "qwen3", "template": "{{ .Prompt }}",
             "parameters": {"temperature": 0.2, "num_ctx": 8192}}
     lines = await stream(fake, "/api/create", body)
-    assert statuses(lines) == ["reading model metadata", "creating template layer",
-                               "creating parameters layer", "writing manifest", "success"]
+    # weights, template (new), license, parameters (new)
+    assert layer_kinds(lines) == [EXISTING, NEW, EXISTING, NEW, "writing manifest", "success"]
     status, shown = await call_json(fake, "POST", "/api/show", {"model": "tuned"})
     assert status == 200 and shown["template"] == "{{ .Prompt }}"
     parameters = shown["parameters"].splitlines()
@@ -495,8 +513,8 @@ async def test_create_from_a_pullable_model_pulls_it_first(fake: FakeOllama) -> 
     names = statuses(lines)
     assert names[0] == "pulling manifest"
     pulled_at = names.index("success")
-    assert names[pulled_at + 1:] == ["reading model metadata", "creating system layer",
-                                     "writing manifest", "success"]
+    assert layer_kinds(lines)[pulled_at + 1:] == [EXISTING, EXISTING, NEW, EXISTING, EXISTING,
+                                                  "writing manifest", "success"]
     check_transfer([line for line in lines if "digest" in line], "pulling")
     known = await tags(fake)
     assert "tinyllama:latest" in known and "tiny-helper:latest" in known
@@ -523,11 +541,14 @@ async def test_create_from_uploaded_gguf_files(fake: FakeOllama) -> None:
     assert status == 201
     lines = await stream(fake, "/api/create",
                          {"model": "from-file", "files": {"model.gguf": digest}})
-    assert lines == [{"status": "parsing GGUF"}, {"status": "reading model metadata"},
+    # as in create_files_bad_gguf: the uploaded blob is the weights layer, already in the store,
+    # and a bare GGUF brings no other layer
+    assert lines == [{"status": "parsing GGUF"}, {"status": f"{EXISTING} {digest}"},
                      {"status": "writing manifest"}, {"status": "success"}]
     entry = (await tags(fake))["from-file:latest"]
     assert (entry["details"]["parent_model"] == ""
             and entry["details"]["quantization_level"] == "F16")
+    assert entry["capabilities"] == ["completion"]
 
 
 async def test_create_from_files_that_are_missing_or_not_gguf(fake: FakeOllama) -> None:
@@ -547,8 +568,11 @@ async def test_create_from_files_that_are_missing_or_not_gguf(fake: FakeOllama) 
 
 
 async def test_create_quantizes_only_f16_weights(fake: FakeOllama) -> None:
-    lines = await stream(fake, "/api/create", {"model": "q", "from": "qwen3", "quantize": "q8_0"})
-    assert lines[-1] == {"error": "quantization is only supported for F16 and F32 models"}
+    # refused before any status line: a real 500, as streamResponse answers an early error
+    status, content_type, raw = await call(fake, "POST", "/api/create",
+                                           {"model": "q", "from": "qwen3", "quantize": "q8_0"})
+    assert (status, content_type) == (500, "application/json")
+    assert json.loads(raw) == {"error": "quantization is only supported for F16 and F32 models"}
     weights = b"GGUF f16 weights"
     await call(fake, "POST", f"/api/blobs/{sha256_digest(weights)}", data=weights)
     lines = await stream(fake, "/api/create",
@@ -556,6 +580,7 @@ async def test_create_quantizes_only_f16_weights(fake: FakeOllama) -> None:
                           "quantize": "q8_0"})
     assert ({"status": "quantizing F16 model to Q8_0"} in lines
             and lines[-1] == {"status": "success"})
+    assert layer_kinds(lines)[2:] == [NEW, "writing manifest", "success"]  # quantized weights
     assert (await tags(fake))["q:latest"]["details"]["quantization_level"] == "Q8_0"
 
 
