@@ -1,4 +1,4 @@
-"""The pytest plugin of ollama_stream (the `pytest11` entry point `ollama_stream`): fixtures that
+"""The pytest plugin of ollama_stream (the `pytest11` entry point of that name): fixtures that
 serve a FakeOllama, `fake_ollama` in the test's event loop and `fake_ollama_thread` in a thread of
 its own for blocking code, each with OLLAMA_HOST pointing at it.
 

@@ -38,7 +38,7 @@ def entry_point() -> str:
 
 
 def test_the_entry_point_names_the_plugin_and_setuptools_packages_it() -> None:
-    assert entry_point() == "ollama_stream = ollama_stream_pytest"
+    assert entry_point() == "ollama_stream_pytest = ollama_stream_pytest"
     include = re.search(r'include = \["([^"]+)"\]', (ROOT / "pyproject.toml").read_text())
     assert include is not None
     pattern = include.group(1).replace("*", ".*")
@@ -59,11 +59,12 @@ def test_a_users_tests_get_the_fixtures_through_the_entry_point(tmp_path: Path) 
                                         "asyncio_default_fixture_loop_scope = function\n")
     (project / "test_with_fixtures.py").write_text(users_tests())
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "-W", "error"], cwd=project, env=environ, capture_output=True,
-                            text=True, timeout=100, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    for extra in ([], ["-p", "ollama_stream_pytest"]):  # named too: found, not registered twice
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 "-W", "error", *extra], cwd=project, env=environ,
+                                capture_output=True, text=True, timeout=100, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "3 passed" in result.stdout
 
 
 def test_loading_the_plugin_imports_nothing_but_itself() -> None:

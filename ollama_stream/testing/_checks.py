@@ -1,7 +1,6 @@
-"""The request checks of Ollama's inference handlers, without I/O, each with the server's text:
-option types (scheduleRunner's 500), `format` (the runner's 500), `think` against the model's
-capabilities, and what a trailing assistant message becomes on each chat path (a continuation,
-a fresh answer, or llama-server's 400)."""
+"""The inference handlers' checks, without I/O, each with the server's text: option types and
+`format` (500s), `think` against the model's capabilities, and what a trailing assistant message
+becomes on each chat path (a continuation, a fresh answer, or llama-server's 400)."""
 
 from __future__ import annotations
 

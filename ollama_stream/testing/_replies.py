@@ -1,7 +1,6 @@
-"""A reply as Ollama's chunks, without I/O: what one `/api/chat` or `/api/generate` generation
-streams for a FakeReply (thinking tokens, content tokens, tool calls, logprobs, the final chunk's
-metrics), as the request and the model's chat path shape it, and the single object `stream: false`
-merges them into.
+"""A reply as Ollama's chunks, without I/O: what one chat or generate generation streams for a
+FakeReply (thinking, content, tool calls, logprobs, the final metrics) as the request and the
+model's chat path shape it, and the one object `stream: false` merges them into.
 
 Rules: dicts are built in Go's struct field order; `created_at: None` and `None` durations are
 filled in as each line is written (see _wire)."""

@@ -1,7 +1,6 @@
-"""What a fake holds between requests: the replies queued for it (FakeReply), the requests it
-received (RecordedRequest), and the base class that declares this shared state for the endpoint
-mixins, with the bookkeeping of the model store (known, pulled and loaded models; names found as
-Ollama finds them, case-insensitively and with its defaults)."""
+"""What a fake holds between requests: its queued replies (FakeReply), the requests it received
+(RecordedRequest), and the base class declaring this state for the endpoint mixins, with the model
+store's bookkeeping (names found as Ollama finds them: any case, its defaults filled in)."""
 
 from __future__ import annotations
 

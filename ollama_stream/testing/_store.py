@@ -1,7 +1,6 @@
-"""The fake's model store, without I/O: FakeModel (a model as a test describes it) and what the
-store derives for each model (family, size, layers, capabilities, template), from its name unless
-given, so that two fakes (and two runs) agree byte for byte; plus the token and embedding
-stand-ins the endpoints derive from requests."""
+"""The fake's model store, without I/O: FakeModel (a model as a test describes it), what the store
+derives for each model from its name unless given (so that two fakes and two runs agree byte for
+byte), and the token and embedding stand-ins the endpoints derive from requests."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""How the fake reads and writes HTTP as Ollama's gin server does: each request recorded and its
-body decoded as Go decodes it, JSON answers (`application/json; charset=utf-8`, no newline),
-and NDJSON streams written one line per HTTP chunk, whose headers leave only with the first line
-(an error before any output is a real status), with the queued faults (drop, stall) and the
-final chunk's metrics.
+"""How the fake reads and writes HTTP as Ollama's gin server does: requests recorded and decoded
+as Go decodes them, JSON answers (`application/json; charset=utf-8`, no newline), and NDJSON one
+line per HTTP chunk, headers leaving with the first (so an early error is a status), with faults.
 
 Rules: `created_at: None` in a line is stamped as it is written; a `done` line's durations are
 measured then, from the reply's start."""
