@@ -473,6 +473,8 @@ async def test_create_from_a_known_model(fake: FakeOllama) -> None:
     assert status == 200 and shown["system"] == "Be brief."
     assert 'SYSTEM """Be brief."""' in shown["modelfile"]
     assert await chat_status(fake, "brief") == 200
+    [running] = await ps(fake)  # /api/ps builds its details without the parent
+    assert running["name"] == "brief:latest" and running["details"]["parent_model"] == ""
 
 
 async def test_create_without_a_system_prompt_has_no_system_layer(fake: FakeOllama) -> None:

@@ -116,8 +116,9 @@ class _ModelRoutes(_Wire):
         models = []
         for entry in self._in_memory():
             in_memory = int(entry.info.size * 1.1) + entry.context_length * 64 * 1024
+            details = {**entry.info.details(), "parent_model": ""}  # PsHandler sets no parent
             models.append({"name": entry.name, "model": entry.name, "size": in_memory,
-                           "digest": entry.info.digest, "details": entry.info.details(),
+                           "digest": entry.info.digest, "details": details,
                            "expires_at": _expiry(entry.expires), "size_vram": in_memory,
                            "context_length": entry.context_length})
         return _json({"models": models})
