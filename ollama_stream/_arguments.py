@@ -23,7 +23,7 @@ def check_model(model: object) -> str:
         raise TypeError(f"model must be a str, not {type(model).__name__}")
     if not model.strip():
         raise ValueError("model must be a non-empty model name, such as 'qwen3' or 'llama3.2:3b'")
-    if any(c in model for c in "\r\n\0"):
+    if "\n" in model or "\r" in model or "\0" in model:
         raise ValueError(f"model {model!r} holds a line break or NUL, which no model name has")
     return model
 

@@ -178,7 +178,7 @@ class AsyncOllama:
         body = build_chat_request(model, messages, think=think, tools=tools, format=format,
                                   options=options, keep_alive=keep_alive, logprobs=logprobs,
                                   top_logprobs=top_logprobs, truncate=truncate, shift=shift)
-        num_ctx = _num_ctx(options)
+        num_ctx = _num_ctx(options) if options else None
         if self.backend is not None:
             from .backends import ChatRequest
 
@@ -276,7 +276,7 @@ class AsyncOllama:
                                       format=format, options=options, keep_alive=keep_alive,
                                       think=think, logprobs=logprobs, top_logprobs=top_logprobs,
                                       truncate=truncate, shift=shift)
-        num_ctx = _num_ctx(options)
+        num_ctx = _num_ctx(options) if options else None
         return GenerateStream(self._exchange("/api/generate", orjson.dumps(body), model,
                                              parse=parse_generate_chunk, num_ctx=num_ctx,
                                              acc=GenerateAccumulator(num_ctx),

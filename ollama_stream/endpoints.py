@@ -33,7 +33,8 @@ from .types import Message, Metrics, ToolCall
 __all__ = [
     "CloudStatus", "EmbedResult", "EmbeddingsResult", "GenerateAccumulator", "GenerateChunk",
     "GenerateResult", "ListResult", "ModelDetails", "ModelInfo", "Progress", "ProgressAccumulator",
-    "PsResult", "RunningModel", "ShowResult", "StatusResult", "WebFetchResult", "WebSearchHit",
+    "PsResult", "RunningModel", "ShowResult", "StatusResult", "Tensor", "WebFetchResult",
+    "WebSearchHit",
     "WebSearchResult",
     "build_copy_request", "build_create_request", "build_delete_request", "build_embed_request",
     "build_embeddings_request", "build_generate_request", "build_show_request",
@@ -197,7 +198,7 @@ class ShowResult:
     """`/api/show`: a model's modelfile, template, parameters, details, architecture facts and
     capabilities; its `renderer` and `parser` (the Go code that renders its prompt and parses its
     output, instead of a template), the Ollama version it `requires`, the `messages` it was created
-    with, and `remote_model`/`remote_host` for a remote model."""
+    with, `remote_model`/`remote_host` for a remote model, and with `verbose` its `tensors`."""
 
     capabilities: tuple[str, ...]
     details: ModelDetails
@@ -215,6 +216,16 @@ class ShowResult:
     messages: tuple[Message, ...] = ()
     remote_model: str | None = None
     remote_host: str | None = None
+    tensors: tuple[Tensor, ...] = ()
+
+
+@dataclass(slots=True)
+class Tensor:
+    """One tensor of a model's weights, as verbose `/api/show` lists it."""
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
 
 
 @dataclass(slots=True)
@@ -399,7 +410,15 @@ def parse_show(obj: dict[str, Any]) -> ShowResult:
                       _get(obj, "license", str, ""), _get(obj, "system", str, ""),
                       _get(obj, "modified_at", str, ""), obj, _get(obj, "renderer", str, ""),
                       _get(obj, "parser", str, ""), _get(obj, "requires", str, ""),
-                      tuple(messages), *_remote(obj))
+                      tuple(messages), *_remote(obj),
+                      tuple(_tensor(item) for item in _objects(obj, "tensors")))
+
+
+def _tensor(obj: dict[str, Any]) -> Tensor:
+    shape = _get(obj, "shape", list, [])
+    if not all(type(n) is int for n in shape):
+        raise _bad_field("tensors[].shape", shape, "a list of integers")
+    return Tensor(_get(obj, "name", str, ""), _get(obj, "type", str, ""), tuple(shape))
 
 
 def _vector(value: object, name: str) -> list[float]:

@@ -82,7 +82,8 @@ class _Stream(Generic[C, R]):
         if gen is None:
             gen = self._loose() if self._loose is not None else None
             if gen is None:
-                gen = _read_loop(exchange)
+                read = _stream_chunks if exchange.backend is None else _backend_chunks
+                gen = read(exchange)
                 # Held by the caller's loop only: when the loop is left, the generator goes,
                 # and this callback closes the response then (not when it is finalized later).
                 self._loose = weakref.ref(gen, partial(_left, exchange))

@@ -54,10 +54,7 @@ def fake() -> Iterator[FakeOllama]:
 
 @pytest.fixture(autouse=True)
 def fresh_fake(fake: FakeOllama) -> None:
-    fake._replies.clear()
-    fake.requests.clear()
-    fake.received.clear()
-    fake.disconnects = 0
+    fake.reset()  # the queue and the records; the module shares one fake
 
 
 def native(url: str, **options: Any) -> AsyncOllama:

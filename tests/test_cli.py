@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from ollama_stream import __version__
-from ollama_stream.testing import FakeOllama
+from ollama_stream.testing import FakeModel, FakeOllama
 
 SUMMARY = re.compile(r"\[\d+ tokens, [\d.]+ tokens/s, first token in [\d.]+s\]")
 # Variables the command reads: a developer's own settings must not leak into these tests.
@@ -42,6 +42,14 @@ def fake() -> Iterator[FakeOllama]:
     """A FakeOllama in a thread of its own, so that it serves while the test blocks on the
     subprocess."""
     with FakeOllama() as server:
+        yield server
+
+
+@pytest.fixture
+def plain_fake() -> Iterator[FakeOllama]:
+    """A FakeOllama whose qwen3 has no thinking capability: it answers without thinking when
+    `think` is not sent (a thinking model would think, as Ollama's do since v0.12.4)."""
+    with FakeOllama(models=[FakeModel("qwen3", capabilities=["completion", "tools"])]) as server:
         yield server
 
 
@@ -85,7 +93,8 @@ def test_demo_runs_the_whole_flow_without_ollama() -> None:
 
 # -- chat ------------------------------------------------------------------------------------------
 
-def test_one_shot_prompt_prints_the_reply_and_a_summary(fake: FakeOllama) -> None:
+def test_one_shot_prompt_prints_the_reply_and_a_summary(plain_fake: FakeOllama) -> None:
+    fake = plain_fake
     result = chat(fake, "hello there")
     assert result.returncode == 0, result.stderr
     lines = lines_of(result.stdout)
@@ -98,8 +107,8 @@ def test_one_shot_prompt_prints_the_reply_and_a_summary(fake: FakeOllama) -> Non
     assert "think" not in fake.requests[-1] and "options" not in fake.requests[-1]
 
 
-def test_quiet_prints_no_summary(fake: FakeOllama) -> None:
-    result = chat(fake, "--quiet", "hello there")
+def test_quiet_prints_no_summary(plain_fake: FakeOllama) -> None:
+    result = chat(plain_fake, "--quiet", "hello there")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "You said: hello there\n"
 
@@ -161,7 +170,8 @@ def test_json_prints_only_ndjson_chunks(fake: FakeOllama) -> None:
     assert chunks[-1]["eval_count"] > 0 and chunks[-1]["done_reason"] == "stop"
 
 
-def test_prompt_from_stdin(fake: FakeOllama) -> None:
+def test_prompt_from_stdin(plain_fake: FakeOllama) -> None:
+    fake = plain_fake
     result = chat(fake, "--quiet", input="from stdin\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "You said: from stdin\n"

@@ -138,9 +138,12 @@ async def test_only_the_arguments_set_are_sent(fake: FakeOllama, client: AsyncOl
 
 
 async def test_empty_messages_load_the_model(fake: FakeOllama, client: AsyncOllama) -> None:
+    fake.queue_reply(content="not for a load")
     result = await client.chat("qwen3", []).result()
     assert fake.requests[-1]["messages"] == []
-    assert result.done_reason == "stop"
+    # Ollama answers one object: the model is loaded, nothing is generated
+    assert result.done_reason == "load" and result.message.content == ""
+    assert fake.loaded == ["qwen3:latest"] and fake.pending == 1
 
 
 async def test_bad_arguments_fail_before_any_io(fake: FakeOllama, client: AsyncOllama) -> None:

@@ -193,8 +193,10 @@ async def test_nothing_is_retried_once_output_started(fake: FakeOllama,
 
 
 async def test_error_line_is_never_retried(fake: FakeOllama, client: AsyncOllama) -> None:
-    # an error line before any output
-    fake.queue_reply(error="model runner has unexpectedly stopped")
+    # an error line before any output, under 200: what servers before streamResponse set the
+    # status sent (and what proxies may still send); Ollama v0.33 answers a status instead
+    fake.queue_error(200, body=b'{"error":"model runner has unexpectedly stopped"}\n',
+                     content_type="application/x-ndjson")
     fake.queue_reply(content="must not be reached")
     _, error, _ = await consume(client)
     assert isinstance(error, StreamError) and error.partial is None

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 import ollama_stream
-from ollama_stream import AsyncOllama
+from ollama_stream import AsyncOllama, Message
 from ollama_stream.protocol import ChatAccumulator, NDJSONDecoder, parse_chat_chunk
 from ollama_stream.testing import FakeOllama
 
@@ -144,10 +144,12 @@ def test_client_read_loop_adds_nothing_per_chunk(fake: FakeOllama) -> None:
 
     async def main() -> tuple[int, collections.Counter[str]]:
         async with AsyncOllama(fake.url) as client:
-            await client.chat("qwen3", []).result()  # warm: the pooled connection, lazy imports
+            # one user message (an empty list only loads the model), built before counting
+            hello = [Message("user", "hi")]
+            await client.chat("qwen3", hello).result()  # warm: the pooled connection, lazy imports
             chunks = 0
             with CallCounter(in_package) as calls:
-                async for _ in client.chat("qwen3", []):
+                async for _ in client.chat("qwen3", hello):
                     chunks += 1
             return chunks, calls
 

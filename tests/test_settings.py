@@ -120,7 +120,7 @@ def test_hide_thinking_keeps_thinking_in_the_history(monkeypatch: pytest.MonkeyP
     async def main() -> Any:
         async with FakeOllama() as fake, AsyncOllama(fake.url) as client:
             fake.queue_reply(thinking="private", content="public")
-            stream = client.chat("qwen3", [], think=True)
+            stream = client.chat("qwen3", [{"role": "user", "content": "hi"}], think=True)
             shown = [text async for text in stream.text()]
             return shown, stream.message
 

@@ -76,13 +76,14 @@ async def test_two_fakes_get_different_ports(loop_errors: list[dict[str, Any]]) 
 
 # -- the default reply -----------------------------------------------------------------------------
 
-async def test_default_reply_echoes_the_last_user_message_without_thinking(
+async def test_default_reply_echoes_the_last_user_message_thinking_by_default(
         fake: FakeOllama) -> None:
+    # a thinking model thinks when `think` is omitted (Ollama v0.12.4+), as the real server does
     messages = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "hello there"}]
     lines = await stream_lines(fake, {"model": "qwen3", "messages": messages})
     assert joined(lines, "content") == "You said: hello there"
-    assert joined(lines, "thinking") == ""
+    assert joined(lines, "thinking") == "The user wrote 2 words. I will answer briefly."
 
 
 @pytest.mark.parametrize("think", [True, "low"])
@@ -124,7 +125,9 @@ async def test_queued_replies_are_served_first_in_first_out(fake: FakeOllama) ->
         lines = await stream_lines(fake, body)
         answers.append((joined(lines, "thinking"), joined(lines, "content")))
         assert fake.pending == max(0, 2 - n)
-    assert answers == [("", "one"), ("hmm", "two"), ("", "three"), ("", "You said: q3")]
+    # the default reply thinks: qwen3 is a thinking model and `think` was not turned off
+    assert answers == [("", "one"), ("hmm", "two"), ("", "three"),
+                       ("The user wrote 1 words. I will answer briefly.", "You said: q3")]
     assert fake.requests == bodies
 
 
@@ -156,7 +159,9 @@ async def test_stream_lines_have_ollamas_shapes(fake: FakeOllama) -> None:
     for line in lines:
         assert line["model"] == "qwen3"
         assert RFC3339_UTC.match(line["created_at"]), line["created_at"]
-        stamp = line["created_at"].replace("Z", "+00:00")  # 3.10 parses no "Z"
+        # Go's nanoseconds cut to the microseconds datetime takes (3.10 parses no more, nor "Z")
+        whole, _, fraction = line["created_at"].rstrip("Z").partition(".")
+        stamp = f"{whole}.{fraction[:6].ljust(6, '0')}+00:00"
         assert datetime.fromisoformat(stamp).tzinfo == timezone.utc
         assert line["message"]["role"] == "assistant"
         assert isinstance(line["message"]["content"], str)
@@ -214,7 +219,7 @@ async def test_unknown_model_is_ollamas_404(fake: FakeOllama) -> None:
     status, content_type, raw = await post_chat(fake, {"model": "x", "messages": USER})
     assert status == 404
     assert content_type.startswith("application/json")
-    assert json.loads(raw) == {"error": 'model "x" not found, try pulling it first'}
+    assert json.loads(raw) == {"error": "model 'x' not found"}  # ChatHandler's own 404 text
     assert fake.pending == 1  # a rejected request does not use up the queued reply
 
 
@@ -236,11 +241,15 @@ async def test_missing_model_is_a_400(fake: FakeOllama, body: dict[str, Any]) ->
     assert json.loads(raw) == {"error": "model is required"}
 
 
-@pytest.mark.parametrize("data", [b"this is not json", b"[1, 2]"])
-async def test_a_body_that_is_not_a_json_object_is_a_400(fake: FakeOllama, data: bytes) -> None:
+@pytest.mark.parametrize(("data", "text"), [
+    (b"this is not json", "invalid character 'h' in literal true (expecting 'r')"),
+    (b"[1, 2]", "json: cannot unmarshal array into Go value of type api.ChatRequest"),
+])
+async def test_a_body_that_is_not_a_json_object_is_a_400(fake: FakeOllama, data: bytes,
+                                                         text: str) -> None:
     status, _, raw = await post_chat(fake, data=data, headers={"Content-Type": "application/json"})
     assert status == 400
-    assert json.loads(raw) == {"error": "invalid JSON body"}
+    assert json.loads(raw) == {"error": text}  # Go's decoder says what is wrong
     assert fake.requests == []
     assert fake.received[-1].path == "/api/chat"
 
@@ -266,7 +275,7 @@ async def test_root_version_and_tags(loop_errors: list[dict[str, Any]]) -> None:
         async with session.get(f"{fake.url}/") as response:
             assert response.status == 200 and await response.text() == "Ollama is running"
         async with session.get(f"{fake.url}/api/version") as response:
-            assert await response.json() == {"version": "0.13.0"}
+            assert await response.json() == {"version": "0.33.0"}
         async with session.get(f"{fake.url}/api/tags") as response:
             tags = await response.json()
         assert sorted(m["name"] for m in tags["models"]) == ["llama3.2:1b", "qwen3:latest"]
@@ -335,7 +344,7 @@ async def test_official_async_client_unstreamed_and_not_found(fake: FakeOllama) 
         with pytest.raises(ollama.ResponseError) as caught:
             await official.chat(model="nosuchmodel", messages=USER)
     assert caught.value.status_code == 404
-    assert 'model "nosuchmodel" not found' in caught.value.error
+    assert "model 'nosuchmodel' not found" in caught.value.error
 
 
 def test_official_sync_client_with_a_tool_call() -> None:
@@ -363,3 +372,36 @@ def test_official_sync_client_with_a_tool_call() -> None:
                 == "The tool get_weather returned: 22 C, clear")
         assert fake.requests[0]["tools"][0]["function"]["name"] == "get_weather"
     assert fake_threads() == []
+
+
+# -- what existing users' code relies on -----------------------------------------------------------
+
+def test_the_public_surface_of_ollama_stream_testing_stays() -> None:
+    import inspect
+
+    import ollama_stream.testing as testing
+
+    for name in ("FakeOllama", "FakeReply", "RecordedRequest", "DEFAULT_MODELS", "DEFAULT_PULLABLE",
+                 "FAKE_VERSION", "split_tokens", "FakeModel"):
+        assert hasattr(testing, name), name
+    assert testing.FAKE_VERSION == "0.33.0"  # the Ollama it now emulates
+    assert testing.split_tokens("a b") == ["a ", "b"]
+    parameters = inspect.signature(FakeOllama).parameters
+    assert {"models", "chunk_delay", "version", "ssl", "tool_call_ids", "pullable",
+            "embedding_length"} <= set(parameters)
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters.values())
+    # queue_reply's positional parameters, in their order
+    assert list(inspect.signature(FakeOllama.queue_reply).parameters)[:5] == [
+        "self", "content", "thinking", "tool_calls", "done_reason"]
+    for method in ("queue_reply", "queue_error", "default_reply", "start", "stop",
+                   "wait_disconnect", "__aenter__", "__aexit__", "__enter__", "__exit__"):
+        assert callable(getattr(FakeOllama, method)), method
+    fake = FakeOllama(models=["qwen3"], pullable=["tinyllama"], tool_call_ids=False)
+    for attribute in ("models", "pullable", "embedding_length", "chunk_delay", "version", "ssl",
+                      "tool_call_ids", "requests", "received", "blobs", "disconnects", "pending",
+                      "loaded"):
+        assert hasattr(fake, attribute), attribute
+    assert fake.models == {"qwen3:latest"} and fake.pullable == {"tinyllama:latest"}
+    reply = testing.FakeReply("content", "thinking")  # positional, as before
+    assert (reply.content, reply.thinking, reply.status, reply.error_status) == (
+        "content", "thinking", None, 500)

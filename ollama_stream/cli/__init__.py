@@ -7,6 +7,7 @@
                                             Ctrl-C stops a reply)
     ollama-stream pull MODEL                download a model with a live progress bar
     ollama-stream models | ps | show MODEL | stop MODEL | version
+    ollama-stream fake-server [--port N]    a FakeOllama standing in for Ollama until Ctrl-C
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 from .. import OllamaError, __version__
 from ._chat import DEFAULT_MODEL, THINK_CHOICES, cmd_chat, cmd_demo, interactive_chat
+from ._fake import add_fake_server
 from ._models import cmd_models, cmd_ps, cmd_pull, cmd_show, cmd_stop, cmd_version
 from ._render import EXIT_INTERRUPTED, EXIT_USAGE, describe, exit_code
 
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(run=cmd_show)
     sub.add_parser("version",
                    help="this SDK's and the server's versions").set_defaults(run=cmd_version)
+    add_fake_server(sub)
     return parser
 
 
@@ -75,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.run is cmd_chat and args.prompt is None and sys.stdin.isatty():
             return interactive_chat(args)
+        if getattr(args, "blocking", False):  # a command that runs no event loop of its own
+            blocking: int = args.run(args)
+            return blocking
         code: int = asyncio.run(args.run(args))
         return code
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
-"""The fake's generation endpoints: `/api/chat` and `/api/generate`, which serve the reply queue as
-Ollama's token chunks (streamed or as one object), and `/api/embed`'s deterministic vectors."""
+"""The fake's generation endpoints: `/api/chat` and `/api/generate`, checked in the order of
+Ollama's handlers (server/routes.go) and then served from the reply queue as its chunks (streamed
+or as one object), and `/api/embed`'s deterministic vectors."""
 
 from __future__ import annotations
 
@@ -9,34 +10,85 @@ from typing import Any
 
 from aiohttp import web
 
-from ..types import ToolCall
+from . import _names
+from ._checks import (
+    Thinking,
+    format_error,
+    option_error,
+    plan_prefill,
+    resolve_think,
+)
+from ._gojson import F32, go_quote, go_time
+from ._gotypes import CHAT, EMBED, GENERATE, GoType, keep_alive_seconds
+from ._replies import (
+    ToolCallIds,
+    Turn,
+    chat_lines,
+    generate_lines,
+    merge_chat,
+    merge_generate,
+    prompt_tokens,
+    wire_calls,
+)
 from ._state import FakeReply
-from ._store import _embedding, _keep_alive_seconds, _normalised, _now, _token_ids, split_tokens
-from ._wire import _finish_metrics, _json, _json_error, _Wire
+from ._store import _embedding, _ModelInfo, _normalised, num_ctx, split_tokens
+from ._wire import _json, _json_error, _Wire
+
+
+def _unloads(body: Mapping[str, Any]) -> bool:
+    return "keep_alive" in body and keep_alive_seconds(body["keep_alive"]) == 0
 
 
 class _GenerationRoutes(_Wire):
     """`/api/chat`, `/api/generate` and `/api/embed`, mixed into FakeOllama."""
 
-    # -- /api/chat and /api/generate --------------------------------------------------------------
+    _ids: ToolCallIds  # set by FakeOllama.__init__
 
-    async def _model_request(self, request: web.Request, task: str,
-                             not_found: str) -> tuple[dict[str, Any], str] | web.Response:
-        """The checks /api/chat and /api/generate share: a JSON body (recorded in `requests`), a
-        model that is known and can do `task`. `not_found` is that handler's own 404 text, with
-        `{model}` in it."""
-        body = await self._json_body(request)
+    # -- the checks both handlers share -----------------------------------------------------------
+
+    async def _inference_body(self, request: web.Request,
+                              struct: GoType) -> dict[str, Any] | web.Response:
+        body = await self._body(request, struct)
+        recorded = self.received[-1].body
+        if isinstance(recorded, dict):
+            self.requests.append(recorded)  # what the client sent, as it sent it
         if isinstance(body, web.Response):
             return body
-        self.requests.append(body)
-        model = body.get("model")
-        if not model:
-            return _json_error(400, "model is required")
-        if not self._knows(model):
-            return _json_error(404, not_found.format(model=model))
-        if self._info(str(model)).embedding:
-            return _json_error(400, f'"{model}" does not support {task}')
-        return body, str(model)
+        top = body.get("top_logprobs") or 0
+        if not 0 <= top <= 20:
+            return _json_error(400, "top_logprobs must be between 0 and 20")
+        return body
+
+    def _model(self, model: str, missing: web.Response) -> str | web.Response:
+        """The stored name a request's `model` refers to, or the handler's answer."""
+        if not model.strip():
+            return missing
+        ref = model.strip()
+        if ref.lower().endswith(":local"):  # an explicit local source: the name without it
+            ref = ref[: -len(":local")]
+        if not _names.parse(ref).valid:
+            return _json_error(400, "invalid model name")
+        found = self._find(ref)
+        return found if found is not None else _json_error(404, f"model '{model}' not found")
+
+    def _schedule(self, stored: str, model: str, info: _ModelInfo, body: Mapping[str, Any],
+                  task: str, wanted: tuple[str, ...]) -> web.Response | None:
+        """scheduleRunner's checks: capabilities (completion first), then option types."""
+        if "completion" not in info.capabilities:
+            return _json_error(400, f"{go_quote(model)} does not support {task}")
+        missing = [c for c in wanted if c not in info.capabilities]
+        if missing:
+            what = "\n".join(missing)  # errors.Join
+            return _json_error(400, f"{_names.parse(stored).full} does not support {what}")
+        error = option_error(body.get("options"))
+        return _json_error(500, error) if error is not None else None
+
+    def _turn(self, model: str, info: _ModelInfo, think: Thinking,
+              body: Mapping[str, Any]) -> Turn:
+        native = info.native if info.native is not None else self.native
+        return Turn(model, info, think.on, native, bool(body.get("tools")),
+                    bool(body.get("logprobs")), int(body.get("top_logprobs") or 0),
+                    self._context(body, info), think.level)
 
     @staticmethod
     def _queued_error(reply: FakeReply) -> web.Response | None:
@@ -45,145 +97,140 @@ class _GenerationRoutes(_Wire):
         return web.Response(status=reply.status, body=reply.body,
                             headers={"Content-Type": reply.content_type, **reply.headers})
 
+    def _calls(self, reply: FakeReply, turn: Turn, *, chat: bool = True) -> list[dict[str, Any]]:
+        return wire_calls(reply.tool_calls, version=self.version, with_ids=self.tool_call_ids,
+                          native=turn.native, ids=self._ids, chat=chat)
+
+    # -- /api/chat --------------------------------------------------------------------------------
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter_ns()
-        not_found = 'model "{model}" not found, try pulling it first'
-        checked = await self._model_request(request, "chat", not_found)
-        if isinstance(checked, web.Response):
-            return checked
-        body, model = checked
-        reply = self._next_reply(body)
-        error = self._queued_error(reply)
-        if error is not None:
-            return error
-        self._use(model, body)
-        lines = self._chat_lines(model, body, reply, started)
+        body = await self._inference_body(request, CHAT)
+        if isinstance(body, web.Response):
+            return body
+        model = str(body.get("model") or "")
+        stored = self._model(model, _json_error(400, "model is required"))
+        if isinstance(stored, web.Response):
+            return stored
+        messages = body.get("messages") or []
+        if not messages and _unloads(body):
+            self._use(stored, body)
+            return _json({"model": model, "created_at": go_time(),
+                          "message": {"role": "assistant", "content": ""}, "done": True,
+                          "done_reason": "unload"})
+        info = self._info(stored)
+        think = resolve_think(info, body.get("think"), model)
+        if think.error is not None:
+            return _json_error(400, think.error)
+        wanted = ("tools",) if body.get("tools") else ()
+        refused = self._schedule(stored, model, info, body, "chat", wanted)
+        if refused is not None:
+            return refused
+        if not messages:  # only loads the model
+            self._use(stored, body)
+            return _json({"model": model, "created_at": go_time(),
+                          "message": {"role": "assistant", "content": ""}, "done": True,
+                          "done_reason": "load"})
+        turn = self._turn(model, info, think, body)
+        count = prompt_tokens([str(m.get("content") or "") for m in messages
+                               if isinstance(m, dict)])
+        failure = self._runner_failure(body, count, info)
+        if failure is None:
+            prefill = plan_prefill(info, turn.native, turn.thinking, messages)
+            turn.prefill, turn.prefill_thinking = prefill.content, prefill.thinking
+            if prefill.error is not None:
+                failure = FakeReply(error=prefill.error, error_status=400)
+        if failure is not None:  # the runner refused: no reply is used up
+            self._use(stored, body)
+            reply, lines = failure, [{"error": failure.error}]
+        else:
+            reply = self._next_reply(body)
+            answer = self._queued_error(reply)
+            if answer is not None:
+                return answer
+            self._use(stored, body)
+            lines = chat_lines(turn, reply, self._calls(reply, turn), count)
         if body.get("stream") is False:
-            return self._unstreamed(lines)
-        return await self._stream(request, lines, reply)
+            return await self._unstreamed(request, lines, reply,
+                                          lambda ls: merge_chat(ls, turn.tools), started)
+        return await self._stream(request, lines, reply, started=started)
+
+    @staticmethod
+    def _context(body: Mapping[str, Any], info: _ModelInfo) -> int:
+        """The runner's context: num_ctx (4096 by default), never more than the model's."""
+        return min(num_ctx(body.get("options")) or 4096, info.context_length)
+
+    def _runner_failure(self, body: Mapping[str, Any], tokens: int,
+                        info: _ModelInfo) -> FakeReply | None:
+        """What the runner refuses before any output: a bad `format` (500) and, with
+        `truncate: false`, a prompt longer than the context (400)."""
+        error = format_error(body.get("format"), "format" in body)
+        if error is not None:
+            return FakeReply(error=error)
+        if body.get("truncate") is False and tokens > self._context(body, info):
+            return FakeReply(error="the input length exceeds the context length", error_status=400)
+        return None
+
+    # -- /api/generate ----------------------------------------------------------------------------
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter_ns()
-        checked = await self._model_request(request, "generate", "model '{model}' not found")
-        if isinstance(checked, web.Response):
-            return checked
-        body, model = checked
+        body = await self._inference_body(request, GENERATE)
+        if isinstance(body, web.Response):
+            return body
+        model = str(body.get("model") or "")
+        stored = self._model(model, _json_error(404, f"model '{model}' not found"))
+        if isinstance(stored, web.Response):
+            return stored
+        prompt = str(body.get("prompt") or "")
+        if not prompt and _unloads(body):
+            self._use(stored, body)
+            return _json({"model": model, "created_at": go_time(), "response": "", "done": True,
+                          "done_reason": "unload"})
         if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
             return _json_error(400, "raw mode does not support template, system, or context")
-        if not body.get("prompt"):  # an empty prompt only loads the model (or unloads it)
-            self._use(model, body)
-            unload = _keep_alive_seconds(body.get("keep_alive")) == 0
-            return _json({"model": model, "created_at": _now(), "response": "", "done": True,
-                          "done_reason": "unload" if unload else "load"})
-        reply = self._next_reply(body)
-        error = self._queued_error(reply)
-        if error is not None:
-            return error
-        self._use(model, body)
-        lines = self._generate_lines(model, body, reply, started)
+        info = self._info(stored)
+        think = resolve_think(info, body.get("think"), model)
+        if think.error is not None:
+            return _json_error(400, think.error)
+        wanted = ("insert",) if body.get("suffix") else ()
+        refused = self._schedule(stored, model, info, body, "generate", wanted)
+        if refused is not None:
+            return refused
+        if not prompt:  # only loads the model
+            self._use(stored, body)
+            return _json({"model": model, "created_at": go_time(), "response": "", "done": True,
+                          "done_reason": "load"})
+        turn = self._turn(model, info, think, body)
+        failure = self._runner_failure(
+            body, prompt_tokens([prompt, str(body.get("system") or "")]), info)
+        if failure is not None:
+            self._use(stored, body)
+            reply, lines = failure, [{"error": failure.error}]
+        else:
+            reply = self._next_reply(body)
+            answer = self._queued_error(reply)
+            if answer is not None:
+                return answer
+            self._use(stored, body)
+            calls = self._calls(reply, turn, chat=False)
+            lines = generate_lines(turn, reply, body, calls)
         if body.get("stream") is False:
-            return self._unstreamed_generate(lines)
-        return await self._stream(request, lines, reply)
-
-    def _chat_lines(self, model: str, request: Mapping[str, Any], reply: FakeReply,
-                    started: int) -> list[dict[str, Any]]:
-        def chunk(message: dict[str, Any]) -> dict[str, Any]:
-            return {"model": model, "created_at": _now(),
-                    "message": {"role": "assistant", **message}, "done": False}
-
-        lines = [chunk({"content": "", "thinking": token})
-                 for token in split_tokens(reply.thinking)]
-        lines += [chunk({"content": token}) for token in split_tokens(reply.content)]
-        calls = [self._wire_call(call, index) for index, call in enumerate(reply.tool_calls)]
-        if calls and not reply.tool_calls_on_done:
-            lines.append(chunk({"content": "", "tool_calls": calls}))
-        if reply.error is not None:
-            lines.append({"error": reply.error})
-            return lines
-        final = chunk({"content": ""})
-        if calls and reply.tool_calls_on_done:
-            final["message"]["tool_calls"] = calls
-        prompt_tokens = sum(len(split_tokens(str(m.get("content", ""))))
-                            for m in request.get("messages") or [] if isinstance(m, dict))
-        final.update(done=True, done_reason=reply.done_reason, prompt_eval_count=prompt_tokens + 10,
-                     eval_count=max(1, len(lines)))
-        final["_started"] = started
-        lines.append(final)
-        return lines
-
-    def _generate_lines(self, model: str, request: Mapping[str, Any], reply: FakeReply,
-                        started: int) -> list[dict[str, Any]]:
-        """Generate's chunks: `response` on every line, `thinking` on thinking lines; the final line
-        has `context` (unless raw) and the metrics, and any tool calls."""
-        def chunk(response: str, **extra: Any) -> dict[str, Any]:
-            return {"model": model, "created_at": _now(), "response": response, **extra,
-                    "done": False}
-
-        lines = [chunk("", thinking=token) for token in split_tokens(reply.thinking)]
-        lines += [chunk(token) for token in split_tokens(reply.content)]
-        if reply.error is not None:
-            lines.append({"error": reply.error})
-            return lines
-        prompt = str(request.get("prompt") or "")
-        final = chunk("")
-        final.update(done=True, done_reason=reply.done_reason)
-        if not request.get("raw"):
-            previous = [n for n in request.get("context") or [] if isinstance(n, int)]
-            final["context"] = previous + _token_ids(prompt) + _token_ids(reply.content)
-        if reply.tool_calls:
-            final["tool_calls"] = [self._wire_call(call, index)
-                                   for index, call in enumerate(reply.tool_calls)]
-        system = str(request.get("system") or "")
-        prompt_tokens = len(split_tokens(prompt)) + len(split_tokens(system))
-        final.update(prompt_eval_count=prompt_tokens + 10, eval_count=max(1, len(lines)))
-        final["_started"] = started
-        lines.append(final)
-        return lines
-
-    def _wire_call(self, call: ToolCall, index: int) -> dict[str, Any]:
-        wire = call.to_dict()
-        if not self.tool_call_ids:
-            return {"function": {"name": call.name, "arguments": call.arguments}}
-        wire.setdefault("id", f"call_{next(self._call_ids):08x}")
-        wire["function"].setdefault("index", index)
-        return wire
-
-    def _unstreamed(self, lines: list[dict[str, Any]]) -> web.Response:
-        if lines and "error" in lines[-1]:
-            return _json_error(500, str(lines[-1]["error"]))
-        final = lines[-1]
-        _finish_metrics(final)
-        message = final["message"]
-        message["content"] = "".join(line["message"].get("content", "") for line in lines)
-        thinking = "".join(line["message"].get("thinking", "") for line in lines)
-        if thinking:
-            message["thinking"] = thinking
-        calls = [c for line in lines for c in line["message"].get("tool_calls", [])]
-        if calls:
-            message["tool_calls"] = calls
-        return _json(final)
-
-    def _unstreamed_generate(self, lines: list[dict[str, Any]]) -> web.Response:
-        if lines and "error" in lines[-1]:
-            return _json_error(500, str(lines[-1]["error"]))
-        final = lines[-1]
-        _finish_metrics(final)
-        final["response"] = "".join(line["response"] for line in lines)
-        thinking = "".join(line.get("thinking", "") for line in lines)
-        if thinking:
-            final["thinking"] = thinking
-        return _json(final)
+            return await self._unstreamed(request, lines, reply, merge_generate, started)
+        return await self._stream(request, lines, reply, started=started)
 
     # -- /api/embed -------------------------------------------------------------------------------
 
     async def _embed(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter_ns()
-        body = await self._json_body(request)
+        body = await self._body(request, EMBED)
         if isinstance(body, web.Response):
             return body
-        model = body.get("model")
-        if not model:
-            return _json_error(400, "model is required")
+        model = str(body.get("model") or "")
+        if not model.strip():
+            return _json_error(404, f"model '{model}' not found")
+        if not _names.parse(model.strip()).valid:
+            return _json_error(400, "invalid model name")
         raw_input = body.get("input")
         if isinstance(raw_input, str):
             texts = [raw_input] if raw_input else []
@@ -193,18 +240,27 @@ class _GenerationRoutes(_Wire):
             texts = []
         else:
             return _json_error(400, "invalid input type")
-        if not self._knows(model):
-            return _json_error(404, f"model '{model}' not found")
-        self._use(str(model), body)
+        stored = self._find(model.strip())
+        if stored is None:
+            return _json_error(404, f"model {go_quote(model)} not found, try pulling it first")
+        error = option_error(body.get("options"))
+        if error is not None:
+            return _json_error(500, error)
+        self._use(stored, body)
         loaded = time.perf_counter_ns()
         if not texts:  # Ollama answers an empty input with no vectors and no metrics
             return _json({"model": model, "embeddings": []})
+        info = self._info(stored)
+        limit = min(num_ctx(body.get("options")) or info.context_length, info.context_length)
+        tokens = [len(split_tokens(text)) + 1 for text in texts]
+        if body.get("truncate") is False and max(tokens) > limit:
+            return _json_error(400, "the input length exceeds the context length")
+        length = info.embedding_length or self.embedding_length
         dimensions = body.get("dimensions")
-        canonical = self._canonical(str(model))
-        vectors = [_embedding(f"{canonical}\0{text}", self.embedding_length) for text in texts]
-        if isinstance(dimensions, int) and 0 < dimensions < self.embedding_length:
+        vectors = [_embedding(f"{stored}\0{text}", length) for text in texts]
+        if isinstance(dimensions, int) and 0 < dimensions < length:
             vectors = [_normalised(vector[:dimensions]) for vector in vectors]  # what Ollama does
-        tokens = sum(len(split_tokens(text)) + 1 for text in texts)
-        return _json({"model": model, "embeddings": vectors,
+        return _json({"model": model, "embeddings": [[F32(v) for v in vec] for vec in vectors],
                       "total_duration": max(time.perf_counter_ns() - started, 1000),
-                      "load_duration": max(loaded - started, 1), "prompt_eval_count": tokens})
+                      "load_duration": max(loaded - started, 1),
+                      "prompt_eval_count": sum(min(n, limit) for n in tokens)})

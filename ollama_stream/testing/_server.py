@@ -1,10 +1,11 @@
-"""FakeOllama itself: its constructor and scripting API (queue_reply, queue_error, default_reply),
-and its lifecycle (start/stop in the running loop or in a thread of its own, the routes, the URL).
-The endpoints come from the mixins it inherits."""
+"""FakeOllama itself: its constructor and scripting API (queue_reply, queue_error, default_reply,
+reset, add_web_page), and its lifecycle (start/stop in the running loop or in a thread of its
+own, the routes, the URL). The endpoints come from the mixins it inherits."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import socket
 import ssl as ssl_module
@@ -16,35 +17,74 @@ from typing import Any
 from aiohttp import web
 
 from ..types import ToolCall
+from ._checks import resolve_think
 from ._generation import _GenerationRoutes
 from ._models import _ModelRoutes
 from ._progress import _ProgressRoutes
+from ._replies import ToolCallIds
 from ._state import FakeReply, RecordedRequest, _as_tool_call
-from ._store import DEFAULT_MODELS, DEFAULT_PULLABLE, FAKE_VERSION, _Loaded, _ModelInfo
+from ._store import (
+    DEFAULT_MODELS,
+    DEFAULT_PULLABLE,
+    FAKE_VERSION,
+    FakeModel,
+    _Loaded,
+    _model_info,
+    _ModelInfo,
+)
+from ._web import _WebPage, _WebRoutes
 from ._wire import _error_body
 
 
-class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
-    """A loopback Ollama server. `models` are the names it knows (others get Ollama's 404);
-    `chunk_delay` paces the tokens and the progress lines of pull/push/create (seconds between
-    lines, 0 = as fast as possible); `ssl`, a server-side SSLContext, makes it serve https;
-    `tool_call_ids=False` sends tool calls without id and index, as servers before v0.13 did.
-    `pullable` are the names `/api/pull` finds in the "registry" (besides the models already known);
-    `embedding_length` is the length of the vectors `/api/embed` returns (`dimensions` can only
-    shorten them, as with Ollama)."""
+class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes, _WebRoutes):
+    """A loopback Ollama server that behaves as Ollama v0.33 does (statuses, texts, bytes).
 
-    def __init__(self, *, models: Iterable[str] = DEFAULT_MODELS, chunk_delay: float = 0.0,
-                 version: str = FAKE_VERSION, ssl: ssl_module.SSLContext | None = None,
-                 tool_call_ids: bool = True, pullable: Iterable[str] = DEFAULT_PULLABLE,
-                 embedding_length: int = 8) -> None:
-        self.models = {self._canonical(name) for name in models}
+    `models` are the models it knows (others get Ollama's 404): names, whose details are
+    inferred from the name, or `FakeModel`s with their capabilities and lengths. `chunk_delay`
+    paces the tokens and the progress lines of pull/push/create (seconds between lines, 0 = as
+    fast as possible); `ssl`, a server-side SSLContext, makes it serve https. `version` is the
+    Ollama it claims to be, and old ones are emulated where clients can tell: tool calls carry
+    `function.index` since v0.4.7 and `id` since v0.12.10; /api/tags has capabilities and
+    lengths since v0.30.0. `tool_call_ids=False` sends tool calls with neither (as before
+    v0.4.7). `pullable` are the names `/api/pull` finds in the "registry" (besides the models
+    already known); `embedding_length` is the length of the vectors `/api/embed` returns (a
+    FakeModel's own wins; `dimensions` can only shorten them, as with Ollama).
+
+    `native=True` puts every model on llama-server's native chat path (Ollama v0.30+ for GGUF
+    models with no Go TEMPLATE, renderer or parser): tool calls arrive all on the final
+    `done: true` chunk, with llama.cpp's 32-character ids, and a trailing assistant message is
+    continued only with thinking off (else llama-server's 400). The default, False, is the
+    rendered path, because v0.33 takes it for every model that ships a Go TEMPLATE, which the
+    library's models do (`chatModeForModel` / `shouldUseGoTemplate` in server/routes.go): tool
+    calls then arrive whole in a chunk of their own, with ids `call_` + 8 characters.
+
+    `host` and `port` choose where it listens (default 127.0.0.1 and a free port), so that it
+    can stand in for Ollama at a fixed address (`ollama-stream fake-server`)."""
+
+    def __init__(self, *, models: Iterable[str | FakeModel] = DEFAULT_MODELS,
+                 chunk_delay: float = 0.0, version: str = FAKE_VERSION,
+                 ssl: ssl_module.SSLContext | None = None, tool_call_ids: bool = True,
+                 pullable: Iterable[str] = DEFAULT_PULLABLE, embedding_length: int = 8,
+                 native: bool = False, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._infos: dict[str, _ModelInfo] = {}  # models described or changed since start
+        self.models: set[str] = set()
+        for model in models:
+            if isinstance(model, FakeModel):
+                name = self._canonical(model.name)
+                self._infos[name] = _model_info(model)
+            else:
+                name = self._canonical(model)
+            self.models.add(name)
         self.pullable = {self._canonical(name) for name in pullable}  # what /api/pull can fetch
         self.embedding_length = embedding_length  # the length of /api/embed's vectors
         self.chunk_delay = chunk_delay
         self.version = version
         self.ssl = ssl  # serve https with this server-side context
-        # False: tool calls without id/index, as servers before v0.13 sent
-        self.tool_call_ids = tool_call_ids
+        self.tool_call_ids = tool_call_ids  # False: tool calls without id and index
+        self.native = native  # llama-server's native chat path for every model
+        self.host = host
+        self.port = port  # 0: a free port, chosen when it starts
+        self.cloud_disabled = False  # True: /api/status says so, web search/fetch answer 403
         # bodies of /api/chat and /api/generate requests, in order
         self.requests: list[dict[str, Any]] = []
         self.received: list[RecordedRequest] = []  # every request, any path
@@ -52,10 +92,10 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
         self.blobs: dict[str, bytes] = {}
         self.disconnects = 0  # streams the client left before their end
         self._replies: deque[FakeReply] = deque()
-        self._call_ids = itertools.count(1)
-        self._infos: dict[str, _ModelInfo] = {}  # models pulled, created or copied since start
+        self._ids = ToolCallIds()
         self._loaded: dict[str, _Loaded] = {}
         self._uses = itertools.count(1)
+        self._web_pages: dict[str, _WebPage] = {}
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._disconnected: asyncio.Event | None = None
@@ -76,47 +116,74 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
         drop_after: int | None = None,
         stall_after: int | None = None,
         chunk_delay: float | None = None,
+        error_status: int = 500,
     ) -> None:
-        """Set what the next `/api/chat` (or `/api/generate`) streams: thinking tokens, then content
-        tokens, then tool calls (in a chunk of their own, or on the final chunk with
-        `tool_calls_on_done=True`), then the final chunk with metrics. Faults: `error` writes an
-        `{"error"}` line instead of the final chunk; `drop_after=N` closes the connection after N
-        lines; `stall_after=N` stops writing after N lines and keeps the connection open.
-        `/api/generate` streams `content` as `response` and puts tool calls on its final chunk."""
+        """Set what the next `/api/chat` (or `/api/generate`) generates: thinking tokens (shown
+        only when thinking is on: a thinking model, `think` not false), then content tokens, then
+        tool calls (in a chunk of their own, or on the final chunk with `tool_calls_on_done=True`
+        or on the native path), then the final chunk with metrics. A request ending in an
+        assistant message gets the part of `content` after that message (prefill).
+
+        Faults: `error` replaces the final chunk; before any output (no thinking, content or
+        tool calls shown) it is a real HTTP status, `error_status` (500 by default; 429, 503, ...),
+        after output a last `{"error"}` line under 200. `drop_after=N` closes the connection after
+        N lines; `stall_after=N` stops writing after N lines and keeps the connection open. They
+        apply to `stream: false` too: an error is its status, a drop closes without an answer, a
+        stall never answers. `/api/generate` streams `content` as `response` and puts tool calls
+        on its final chunk. Loading requests (no messages, no prompt) leave the queue alone."""
         calls = [_as_tool_call(call) for call in (tool_calls or ())]
         self._replies.append(FakeReply(content, thinking, calls, done_reason, tool_calls_on_done,
-                                       error, drop_after, stall_after, chunk_delay))
+                                       error, drop_after, stall_after, chunk_delay,
+                                       error_status=error_status))
 
     def queue_error(self, status: int, error: str | None = None, *, body: bytes | None = None,
                     content_type: str = "application/json",
                     headers: Mapping[str, str] | None = None) -> None:
-        """Make the next `/api/chat` or `/api/generate` answer `status` with `{"error": error}` (or
-        the raw `body`)."""
+        """Make the next generating `/api/chat` or `/api/generate` answer `status` with
+        `{"error": error}` (or the raw `body`), as a scheduler or proxy failure would."""
         if body is None:
             body = _error_body(error or "fake error")
         self._replies.append(FakeReply(status=status, body=body, content_type=content_type,
                                        headers=dict(headers or {})))
 
     def default_reply(self, request: Mapping[str, Any]) -> FakeReply:
-        """The reply when nothing is queued: echo the last message (or generate's prompt), thinking
-        first when `think` is asked."""
+        """The reply when nothing is queued: an echo of the last user message (or generate's
+        prompt, or the tool result), after a line of thinking (shown when thinking is on; on
+        gpt-oss models it names the think level)."""
         if "messages" not in request and "prompt" in request:
             text = str(request.get("prompt") or "")
             content = f"You said: {text}"
         else:
-            messages = request.get("messages") or []
-            last = messages[-1] if messages else {}
-            text = str(last.get("content", "")) if isinstance(last, dict) else ""
-            if isinstance(last, dict) and last.get("role") == "tool":
+            messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+            # a trailing assistant message is being continued: answer what came before it
+            asked = [m for m in messages if m.get("role") != "assistant"]
+            last = asked[-1] if asked else {}
+            text = str(last.get("content") or "")
+            if last.get("role") == "tool":
                 content = f"The tool {last.get('tool_name') or 'call'} returned: {text}"
-            elif text:
-                content = f"You said: {text}"
             else:
-                content = "Hello! How can I help you today?"
-        think = request.get("think")
-        words = len(text.split())
-        thinking = f"The user wrote {words} words. I will answer briefly." if think else ""
+                content = f"You said: {text}"
+        thinking = f"The user wrote {len(text.split())} words. I will answer briefly."
+        stored = self._find(request.get("model"))
+        if stored is not None and self._info(stored).harmony:
+            level = resolve_think(self._info(stored), request.get("think"), stored).level
+            thinking += f" Reasoning: {level}."
         return FakeReply(content=content, thinking=thinking)
+
+    def reset(self) -> None:
+        """Forget the queued replies and what was received (`requests`, `received`,
+        `disconnects`), e.g. between tests sharing one fake; the models stay as they are."""
+        self._replies.clear()
+        self.requests.clear()
+        self.received.clear()
+        self.disconnects = 0
+        if self._disconnected is not None:
+            self._disconnected.clear()
+
+    def add_web_page(self, url: str, title: str, content: str, links: Iterable[str] = ()) -> None:
+        """A page for the web search and fetch endpoints: fetched by its URL, found by a search
+        for any word of its title or content. With none added, both answer canned pages."""
+        self._web_pages[url] = _WebPage(url, title, content, tuple(links))
 
     @property
     def pending(self) -> int:
@@ -133,15 +200,23 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
 
     @property
     def url(self) -> str:
+        """Where a client reaches it; a wildcard bind address is reached on loopback."""
         if not self._port:
             raise RuntimeError(
                 "FakeOllama is not running: use `async with FakeOllama()` or `with FakeOllama()`")
-        return f"{'https' if self.ssl else 'http'}://127.0.0.1:{self._port}"
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'https' if self.ssl else 'http'}://{host}:{self._port}"
 
     _ROUTES: tuple[tuple[str, str, str], ...] = (  # method, path, handler name
         ("GET", "/", "_root"),
+        ("HEAD", "/", "_root"),
         ("GET", "/api/version", "_version"),
+        ("HEAD", "/api/version", "_version"),
+        ("GET", "/api/status", "_status"),
         ("GET", "/api/tags", "_tags"),
+        ("HEAD", "/api/tags", "_tags"),
         ("GET", "/api/ps", "_ps"),
         ("POST", "/api/chat", "_chat"),
         ("POST", "/api/generate", "_generate"),
@@ -154,23 +229,31 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
         ("DELETE", "/api/delete", "_delete"),
         ("HEAD", "/api/blobs/{digest}", "_head_blob"),
         ("POST", "/api/blobs/{digest}", "_create_blob"),
+        ("POST", "/api/experimental/web_search", "_web_search"),
+        ("POST", "/api/experimental/web_fetch", "_web_fetch"),
     )
 
     async def start(self) -> None:
-        """Start serving on a free port of 127.0.0.1 in the running loop."""
+        """Start serving on `host`:`port` (a free port when 0) in the running loop."""
         app = web.Application(client_max_size=64 * 2**20)
         for method, path, handler in self._ROUTES:
-            if method == "GET":
-                # and HEAD, as Ollama routes / and /api/tags
-                app.router.add_get(path, getattr(self, handler))
+            if method == "GET":  # HEAD only where Ollama routes it (/, version, tags)
+                app.router.add_get(path, getattr(self, handler), allow_head=False)
             else:
                 app.router.add_route(method, path, getattr(self, handler))
         app.router.add_route("*", "/{tail:.*}", self._unrouted)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if _is_ipv6(self.host) else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            await self._runner.cleanup()
+            self._runner = None
+            raise
         await web.SockSite(self._runner, sock, ssl_context=self.ssl).start()
         self._port = sock.getsockname()[1]
         self._disconnected = asyncio.Event()
@@ -198,7 +281,7 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
             self._thread_loop = loop
             try:
                 loop.run_until_complete(self.start())
-            except BaseException as exc:  # pragma: no cover - reported to the caller below
+            except BaseException as exc:  # reported to the caller below
                 failure.append(exc)
                 started.set()
                 loop.close()
@@ -213,6 +296,8 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
         self._thread.start()
         started.wait()
         if failure:
+            self._thread.join()
+            self._thread = self._thread_loop = None
             raise failure[0]
         return self
 
@@ -230,12 +315,26 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes):
         self._disconnected.clear()
 
     async def _unrouted(self, request: web.Request) -> web.StreamResponse:
-        """Anything else: gin's plain-text 405 for a known path, 404 otherwise."""
+        """Anything else: gin's plain-text 405 (with Allow) for a known path, 404 otherwise."""
         await self._record(request)
-        templates = {path.split("{", 1)[0] for _, path, _ in self._ROUTES}
-        asked = request.path
-        known = any(asked == t or (t.endswith("/") and t != "/" and asked.startswith(t))
-                    for t in templates)
-        if known:
-            return web.Response(status=405, text="405 method not allowed")
-        return web.Response(status=404, text="404 page not found")
+        allowed = [method for method, path, _ in self._ROUTES if _matches(path, request.path)]
+        if allowed:
+            return web.Response(status=405, body=b"405 method not allowed",
+                                headers={"Content-Type": "text/plain",
+                                         "Allow": ", ".join(dict.fromkeys(allowed))})
+        return web.Response(status=404, body=b"404 page not found",
+                            headers={"Content-Type": "text/plain"})
+
+
+def _matches(template: str, path: str) -> bool:
+    if "{" not in template:
+        return template == path
+    prefix = template.split("{", 1)[0]
+    return path.startswith(prefix) and "/" not in path[len(prefix):] and path != prefix
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False

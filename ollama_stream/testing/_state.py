@@ -1,6 +1,6 @@
-"""What a fake holds between requests: the replies queued for it (FakeReply), the requests it
-received (RecordedRequest), and the base class that declares this shared state for the endpoint
-mixins, with the bookkeeping of the model store (known, pulled and loaded models)."""
+"""What a fake holds between requests: its queued replies (FakeReply), the requests it received
+(RecordedRequest), and the base class declaring this state for the endpoint mixins, with the model
+store's bookkeeping (names found as Ollama finds them: any case, its defaults filled in)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..types import ToolCall
-from ._store import _default_info, _keep_alive_seconds, _Loaded, _ModelInfo, _now
+from . import _names
+from ._gotypes import keep_alive_seconds
+from ._store import _default_info, _Loaded, _ModelInfo, _now, num_ctx
 
 
 @dataclass
@@ -34,6 +36,8 @@ class FakeReply:
     body: bytes | None = None
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    # the status of an `error` met before any output (after output it is a last line, under 200)
+    error_status: int = 500
 
 
 @dataclass
@@ -67,12 +71,12 @@ class _FakeState:
     chunk_delay: float
     version: str
     tool_call_ids: bool
+    native: bool
     requests: list[dict[str, Any]]
     received: list[RecordedRequest]
     blobs: dict[str, bytes]
     disconnects: int
     _replies: deque[FakeReply]
-    _call_ids: itertools.count[int]
     _infos: dict[str, _ModelInfo]
     _loaded: dict[str, _Loaded]
     _uses: itertools.count[int]
@@ -88,17 +92,26 @@ class _FakeState:
 
     @staticmethod
     def _canonical(name: str) -> str:
-        return name if ":" in name else f"{name}:latest"
+        """The name as /api/tags lists it: `qwen3:latest`, `my-org/custom:7b`."""
+        return _names.parse(name).short
+
+    def _find(self, name: object) -> str | None:
+        """The stored name `name` refers to, if the store has it (any case, any spelling of the
+        defaults: `QWEN3`, `library/qwen3:latest`)."""
+        if not isinstance(name, str) or not name:
+            return None
+        key = _names.parse(name).key
+        return next((known for known in self.models if known.lower() == key), None)
 
     def _knows(self, name: object) -> bool:
-        return isinstance(name, str) and self._canonical(name) in self.models
+        return self._find(name) is not None
 
     def _info(self, name: str) -> _ModelInfo:
-        canonical = self._canonical(name)
+        canonical = self._find(name) or self._canonical(name)
         return self._infos.get(canonical) or _default_info(canonical)
 
     def _add_model(self, name: str, info: _ModelInfo | None = None) -> None:
-        canonical = self._canonical(name)
+        canonical = self._find(name) or self._canonical(name)
         self.models.add(canonical)
         if info is None:
             info = dataclasses.replace(_default_info(canonical), modified_at=_now())
@@ -106,16 +119,15 @@ class _FakeState:
 
     def _use(self, name: str, request: Mapping[str, Any]) -> None:
         """Note a model as loaded by a chat/generate/embed request (or unloaded, with
-        `keep_alive: 0`)."""
-        canonical = self._canonical(name)
-        seconds = _keep_alive_seconds(request.get("keep_alive"))
+        `keep_alive: 0`); the request has been checked, so keep_alive reads."""
+        canonical = self._find(name) or self._canonical(name)
+        seconds = keep_alive_seconds(request.get("keep_alive"))
         if seconds == 0:
             self._loaded.pop(canonical, None)
             return
-        options = request.get("options")
-        num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
-        context_length = (num_ctx if isinstance(num_ctx, int) and not isinstance(num_ctx, bool)
-                          and num_ctx > 0 else 4096)
+        context_length = num_ctx(request.get("options")) or 4096
+        # the runner never holds more than the model was trained for
+        context_length = min(context_length, self._info(canonical).context_length)
         self._loaded[canonical] = _Loaded(canonical, self._info(canonical), time.time() + seconds,
                                           context_length, next(self._uses))
 

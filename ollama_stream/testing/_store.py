@@ -1,23 +1,33 @@
-"""The fake's model store, without I/O: what a model is (family, size, layers, template), derived
-from its name so that two fakes (and two runs) agree byte for byte, plus what the endpoints derive
-from requests (keep_alive, embeddings, token ids) and the timestamps they write."""
+"""The fake's model store, without I/O: FakeModel (a model as a test describes it), what the store
+derives for each model from its name unless given (so that two fakes and two runs agree byte for
+byte), and the token and embedding stand-ins the endpoints derive from requests."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import random
 import re
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
+
+from . import _names
+from ._gojson import go_time
 
 DEFAULT_MODELS = ("qwen3", "llama3.2", "gpt-oss:20b", "deepseek-r1", "smollm2:135m")
 DEFAULT_PULLABLE = ("tinyllama", "nomic-embed-text", "qwen3:0.6b", "all-minilm", "llama3.2:1b")
-FAKE_VERSION = "0.13.0"
+FAKE_VERSION = "0.33.0"  # the Ollama the fake emulates
+CAPABILITIES = ("completion", "tools", "insert", "vision", "audio", "embedding", "thinking",
+                "image")
 _TOKEN = re.compile(r"\S+\s*|\s+")
+# renderers that continue a trailing assistant message; qwen3.5 and laguna trim it first
+CONTINUING_RENDERERS = frozenset({"qwen3-coder", "qwen3-vl-instruct", "qwen3-vl-thinking",
+                                  "qwen3.5", "olmo3", "olmo3-think", "lfm2", "lfm2-thinking",
+                                  "cohere", "laguna"})
+TRIMMING_RENDERERS = frozenset({"qwen3.5", "laguna"})
 
 
 def split_tokens(text: str) -> list[str]:
@@ -25,12 +35,58 @@ def split_tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+@dataclass(frozen=True)
+class FakeModel:
+    """A model for `FakeOllama(models=[...])`, next to plain names (whose details are inferred from
+    the name: an embedding model if it says "embed", else completion, tools and thinking).
+
+    `capabilities` are Ollama's (completion, tools, insert, vision, audio, embedding, thinking,
+    image) and are enforced: `think` on a model without thinking, `tools` without tools, `suffix`
+    without insert get the server's 400s. `context_length` and `embedding_length` show in
+    /api/tags and /api/show (and the embedding length is the length of /api/embed's vectors);
+    `renderer`/`parser` name Ollama's built-in ones (e.g. "qwen3.5", whose renderer trims a
+    prefilled assistant message, or "deepseek3", which does not continue one); `native=True` puts
+    the model on llama-server's native chat path (None: FakeOllama's `native`). Models of the
+    gpt-oss family (`family="gptoss"`, inferred from the name) take think levels and cannot turn
+    thinking off, as with Ollama's harmony parser."""
+
+    name: str
+    _: KW_ONLY
+    capabilities: Iterable[str] | None = None
+    context_length: int | None = None
+    embedding_length: int | None = None
+    family: str | None = None
+    parameter_size: str | None = None
+    quantization: str | None = None
+    renderer: str | None = None
+    parser: str | None = None
+    native: bool | None = None
+    system: str | None = None
+    template: str | None = None
+    requires: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _names.parse(self.name).valid:
+            raise ValueError(f"FakeModel: {self.name!r} is not a valid Ollama model name")
+        if self.capabilities is not None:
+            caps = tuple(dict.fromkeys(self.capabilities))
+            unknown = [c for c in caps if c not in CAPABILITIES]
+            if unknown:
+                raise ValueError(f"FakeModel {self.name!r}: unknown capabilities {unknown}; "
+                                 f"Ollama's are {', '.join(CAPABILITIES)}")
+            object.__setattr__(self, "capabilities", caps)
+
+
+def num_ctx(options: Any) -> int | None:
+    """The request's `num_ctx` option, if it sets one (a checked number: Go truncates it)."""
+    value = options.get("num_ctx") if isinstance(options, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    return None
+
+
 def _now() -> str:
-    return _timestamp(datetime.now(timezone.utc))
-
-
-def _timestamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return go_time()
 
 
 _BASE_MODIFIED_AT = "2025-07-07T20:22:19.184789Z"  # modified_at of the models a fake starts with
@@ -54,12 +110,21 @@ _FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "
                "Q2_K": 10, "Q3_K_S": 11, "Q3_K_M": 12, "Q3_K_L": 13, "Q4_K_S": 14, "Q4_K_M": 15,
                "Q5_K_S": 16, "Q5_K_M": 17, "Q6_K": 18, "BF16": 32, "MXFP4": 38}
 _SIZE_TAG = re.compile(r"^(\d+(?:\.\d+)?)([bm])$", re.IGNORECASE)
+# A chatml template that leaves a trailing assistant message open (`$last`), as qwen3's does:
+# the model continues it (prefill) instead of starting a new turn.
 _CHAT_TEMPLATE = (
     "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
     "{{- if .Tools }}<|im_start|>system\n# Tools\n{{ range .Tools }}{{ . }}\n{{ end }}"
     "<|im_end|>\n{{ end }}"
-    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
-    "<|im_start|>assistant\n{{ if .Think }}<think>\n{{ end }}")
+    "{{- range $i, $_ := .Messages }}{{- $last := eq (len (slice $.Messages $i)) 1 -}}"
+    "<|im_start|>{{ .Role }}\n{{ .Content }}{{ if not $last }}<|im_end|>\n{{ end }}"
+    "{{- if and (ne .Role \"assistant\") $last }}<|im_end|>\n<|im_start|>assistant\n"
+    "{{ if .Think }}<think>\n{{ end }}{{ end }}{{- end }}")
+# What Ollama's harmony detection looks for: the gpt-oss family and <|start|> ... <|end|>
+_HARMONY_TEMPLATE = (
+    "<|start|>system<|message|>Reasoning: {{ .ThinkLevel }}<|end|>"
+    "{{- range .Messages }}<|start|>{{ .Role }}<|message|>{{ .Content }}<|end|>{{ end }}"
+    "<|start|>assistant")
 _EMBED_TEMPLATE = "{{ .Prompt }}"
 _CHAT_PARAMETERS: dict[str, Any] = {"stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.6,
                                     "top_p": 0.95}
@@ -73,13 +138,14 @@ def _sha256(text: str) -> str:
 
 @dataclass(frozen=True)
 class _ModelInfo:
-    """What the store knows of one model: the fields of /api/tags, /api/show and /api/ps."""
+    """What the store knows of one model: the fields of /api/tags, /api/show and /api/ps, and the
+    behaviour its chat path has (renderer, parser, native)."""
 
     family: str
     parameter_size: str
     quantization: str
     context_length: int
-    embedding: bool
+    capabilities: tuple[str, ...]
     digest: str  # the manifest's sha256, 64 hex digits, as /api/tags shows it
     modified_at: str = _BASE_MODIFIED_AT
     parent: str = ""
@@ -87,6 +153,20 @@ class _ModelInfo:
     template: str = _CHAT_TEMPLATE
     parameters: Mapping[str, Any] = field(default_factory=dict)
     license: str = _LICENSE
+    embedding_length: int | None = None  # None: the fake's embedding_length
+    renderer: str = ""
+    parser: str = ""
+    native: bool | None = None  # None: the fake's `native`
+    requires: str = ""
+
+    @property
+    def embedding(self) -> bool:
+        return "embedding" in self.capabilities and "completion" not in self.capabilities
+
+    @property
+    def harmony(self) -> bool:
+        """gpt-oss: think levels, thinking that cannot be turned off, "max" read as "high"."""
+        return self.family in ("gptoss", "gpt-oss")
 
     @property
     def parameter_count(self) -> int:
@@ -107,29 +187,58 @@ class _ModelInfo:
     def size(self) -> int:
         return sum(size for _, size in self.layers)
 
-    @property
-    def capabilities(self) -> list[str]:
-        return ["embedding"] if self.embedding else ["completion", "tools", "thinking"]
-
-    def details(self) -> dict[str, Any]:
-        return {"parent_model": self.parent, "format": "gguf", "family": self.family,
-                "families": [self.family], "parameter_size": self.parameter_size,
-                "quantization_level": self.quantization}
+    def details(self, embedding_length: int | None = None) -> dict[str, Any]:
+        """ModelDetails in Go's field order; the two lengths (v0.30) only where given, as Go
+        omits zeros."""
+        details: dict[str, Any] = {
+            "parent_model": self.parent, "format": "gguf", "family": self.family,
+            "families": [self.family], "parameter_size": self.parameter_size,
+            "quantization_level": self.quantization}
+        if embedding_length is not None:
+            details["context_length"] = self.context_length
+            details["embedding_length"] = embedding_length
+        return details
 
 
 def _default_info(name: str) -> _ModelInfo:
     """The info of a model the store has never seen, derived from its name (`base:tag`)."""
-    base, _, tag = name.partition(":")
-    base = base.rsplit("/", 1)[-1]
+    parsed = _names.parse(name)
+    base, tag = parsed.model, parsed.tag
     embedding = "embed" in base or base in _EMBEDDING_BASES
     unknown = (re.sub(r"[^a-z0-9]", "", base.lower()) or "llama", "7.6B",
                "F16" if embedding else "Q4_K_M", 8192)
     family, parameter_size, quantization, context_length = _KNOWN_FAMILIES.get(base, unknown)
     if match := _SIZE_TAG.match(tag):
         parameter_size = f"{match.group(1)}{match.group(2).upper()}"
-    return _ModelInfo(family, parameter_size, quantization, context_length, embedding,
-                      _sha256(name), template=_EMBED_TEMPLATE if embedding else _CHAT_TEMPLATE,
+    capabilities = ("embedding",) if embedding else ("completion", "tools", "thinking")
+    template = (_EMBED_TEMPLATE if embedding else
+                _HARMONY_TEMPLATE if family == "gptoss" else _CHAT_TEMPLATE)
+    return _ModelInfo(family, parameter_size, quantization, context_length, capabilities,
+                      _sha256(parsed.short), template=template,
                       parameters={} if embedding else dict(_CHAT_PARAMETERS))
+
+
+def _model_info(model: FakeModel) -> _ModelInfo:
+    """A FakeModel's info: what it gives, the rest derived from its name."""
+    base = _default_info(model.name)
+    changes: dict[str, Any] = {}
+    if model.capabilities is not None:
+        caps = tuple(model.capabilities)
+        changes["capabilities"] = caps
+        if "completion" not in caps and "embedding" in caps and base.template != _EMBED_TEMPLATE:
+            changes.update(template=_EMBED_TEMPLATE, parameters={})
+    for key in ("context_length", "embedding_length", "family", "parameter_size", "renderer",
+                "parser", "native", "system", "template", "requires"):
+        value = getattr(model, key)
+        if value is not None:
+            changes[key] = value
+    if model.quantization is not None:
+        changes["quantization"] = model.quantization
+    if model.renderer is not None and model.parser is None:
+        changes["parser"] = model.renderer  # Ollama's built-ins come in pairs of one name
+    if model.family is not None and model.template is None and model.family == "gptoss":
+        changes["template"] = _HARMONY_TEMPLATE
+    return dataclasses.replace(base, **changes)
 
 
 @dataclass
@@ -141,39 +250,6 @@ class _Loaded:
     expires: float  # epoch seconds; inf = kept forever
     context_length: int
     order: int  # when it was last used: breaks ties between equal expiries, most recent first
-
-
-def _keep_alive_seconds(value: object, default: float = 300.0) -> float:
-    """`keep_alive` as Ollama reads it: a number of seconds or a Go duration ("5m", "1h30m");
-    negative = forever (inf). Anything unreadable falls back to the default of 5 minutes."""
-    if value is None or isinstance(value, bool):
-        return default
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        parsed = _go_duration(value.strip())
-        if parsed is None:
-            return default
-        seconds = parsed
-    else:
-        return default
-    return math.inf if seconds < 0 else seconds
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-                   "h": 3600.0}
-
-
-def _go_duration(text: str) -> float | None:
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    if body == "0":
-        return 0.0
-    parts = _DURATION_PART.findall(body)
-    if not parts or "".join(number + unit for number, unit in parts) != body:
-        return None
-    return sign * sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
 
 
 def _embedding(seed: str, length: int) -> list[float]:
