@@ -106,6 +106,7 @@ def check_api(out: str, fake: FakeOllama, other: FakeOllama) -> None:
     paths = {r.path for r in fake.received}
     assert {"/api/chat", "/api/generate", "/api/pull", "/api/push", "/api/create", "/api/embed",
             "/api/tags", "/api/show", "/api/ps", "/api/version", "/api/copy", "/api/delete",
+            "/api/status", "/api/experimental/web_search", "/api/experimental/web_fetch",
             "/"} <= paths
 
 
