@@ -9,6 +9,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from ._observe import Watch
 from ._watchdog import Watchdog
 from .config import RetryPolicy, Timeouts
 from .errors import OllamaError, ProtocolError, StreamError
@@ -23,8 +24,13 @@ class _Wire(Protocol):
 
     host: str
     pool_limit: int
+    headers: dict[str, str]
+    options: dict[str, Any]  # what every request adds to its arguments
+    redirects: str
 
     async def session(self) -> Any: ...
+
+    def options_for(self, url: str, *, with_authorization: bool) -> dict[str, Any]: ...
 
 
 class _Response(Protocol):
@@ -61,14 +67,14 @@ class Exchange:
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
                  "method", "model", "num_ctx", "parse", "path", "request", "response", "retry",
-                 "rng", "sleep", "timeouts", "transport", "url", "watchdog")
+                 "rng", "sleep", "timeouts", "transport", "url", "watch", "watchdog")
 
     def __init__(self, transport: _Wire, path: str, body: Any, model: str | None, *,
                  timeouts: Timeouts, retry: RetryPolicy, max_line_bytes: int,
                  sleep: Callable[[float], Awaitable[Any]], rng: random.Random,
                  method: str = "POST", parse: Callable[[dict[str, Any]], Any] = parse_chat_chunk,
                  acc: _Accumulator | None = None, backend: Any = None, request: Any = None,
-                 num_ctx: int | None = None) -> None:
+                 num_ctx: int | None = None, watch: Watch | None = None) -> None:
         self.transport = transport
         self.path = path
         self.url = transport.host + path
@@ -81,6 +87,7 @@ class Exchange:
         self.rng = rng
         self.parse = parse
         self.num_ctx = num_ctx  # the context window the request asked for (options.num_ctx)
+        self.watch = watch  # set when someone listens (a hook, DEBUG logging, tracing)
         self.acc: _Accumulator = acc if acc is not None else ChatAccumulator(num_ctx)
         self.decoder = NDJSONDecoder(max_line_bytes)
         self.backend = backend

@@ -13,10 +13,12 @@ Rules of this room:
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -40,16 +42,36 @@ T = TypeVar("T")
 
 class Transport:
     """The client's side of the wire: its host, headers and connection pool, with one aiohttp
-    ClientSession per event loop, made lazily inside the running loop."""
+    ClientSession per event loop, made lazily inside the running loop; or the caller's own session
+    (`own_session`, never closed here), or a session over the caller's connector.
 
-    __slots__ = ("_guard", "_loop", "_pid", "_session", "closed", "headers", "host", "pool_limit",
-                 "ssl")
+    Our headers go with every request (not as a session's defaults), so that they reach a caller's
+    session too, and a redirect to another origin can go without the Authorization header."""
 
-    def __init__(self, host: str, headers: dict[str, str], *, pool_limit: int, ssl: Any) -> None:
+    __slots__ = ("_guard", "_loop", "_pid", "_session", "closed", "connector", "headers", "host",
+                 "options", "own_session", "pool_limit", "proxy", "proxy_credential", "redirects",
+                 "ssl", "trust_env")
+
+    def __init__(self, host: str, headers: dict[str, str], *, pool_limit: int, ssl: Any,
+                 session: Any = None, connector: Any = None, trust_env: bool = False,
+                 proxy: str | None = None, proxy_auth: Any = None,
+                 redirects: str = "same-origin") -> None:
         self.host = host
         self.headers = headers
-        self.pool_limit = pool_limit
         self.ssl = ssl
+        self.own_session = session  # the caller's: used as it is, never closed here
+        self.connector = connector  # the caller's: shared, never closed here
+        self.pool_limit = getattr(connector, "limit", None) or pool_limit
+        self.trust_env = trust_env
+        self.redirects = redirects
+        self.proxy: str | None = None
+        self.proxy_credential: str | None = None
+        if proxy is not None:
+            self.proxy, in_url = _split_credentials(proxy)
+            login = proxy_auth if proxy_auth is not None else in_url
+            if login is not None:
+                self.proxy_credential = basic_credential(*login[:2])
+        self.options = self.options_for(host, with_authorization=True)
         self.closed = False
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,6 +82,8 @@ class Transport:
         """The session of the running loop, made on first use."""
         if self.closed:
             raise RuntimeError("this AsyncOllama is closed; create a new client")
+        if self.own_session is not None:
+            return self._callers_session()
         if self._session is not None and self._pid != os.getpid():
             # Forked: the session, its loop and its sockets are the parent's. Closing them here
             # could end the parent's connections (a TLS close_notify), so they are left alone,
@@ -79,15 +103,17 @@ class Transport:
                 )
             # The old loop has ended: its session was closed by the loop guard (below).
             self._session = self._guard = None
-        connector = _Connector(limit=self.pool_limit,
-                               **({"ssl": self.ssl} if self.ssl is not None else {}))
+        connector = self.connector or _Connector(
+            limit=self.pool_limit, **({"ssl": self.ssl} if self.ssl is not None else {}))
         # A wait for a free connection is the watchdog's `pool` phase, not first_chunk time.
         pool_wait = aiohttp.TraceConfig()
         pool_wait.on_connection_queued_start.append(_queued)
         pool_wait.on_connection_queued_end.append(_dequeued)
-        session = aiohttp.ClientSession(connector=connector, headers=self.headers,
+        session = aiohttp.ClientSession(connector=connector,
+                                        connector_owner=self.connector is None,
                                         timeout=aiohttp.ClientTimeout(total=None),
-                                        auto_decompress=False, trace_configs=[pool_wait])
+                                        auto_decompress=False, trust_env=self.trust_env,
+                                        trace_configs=[pool_wait])
         self._session, self._loop, self._pid = session, loop, os.getpid()
         # asyncio.run() finalizes live async generators before closing its loop: this one closes the
         # session then, so a client used across several asyncio.run() calls leaves no socket behind.
@@ -96,8 +122,40 @@ class Transport:
         self._guard = guard
         return session
 
+    def options_for(self, url: str, *, with_authorization: bool) -> dict[str, Any]:
+        """What each request to `url` adds to its arguments: our headers (the Authorization header
+        only `with_authorization`), the proxy and its credentials. We build the credential header
+        ourselves: aiohttp 3.14 deprecates its BasicAuth, and its versions differ in when they
+        add one. A plain-http request carries it (the proxy reads the request itself); an https
+        one gives it to the proxy's CONNECT only, never into the tunnel."""
+        headers = self.headers
+        if not with_authorization:
+            headers = {name: value for name, value in headers.items()
+                       if name.lower() != "authorization"}
+        options: dict[str, Any] = {"headers": headers}
+        if self.proxy is not None:
+            options["proxy"] = self.proxy
+            if self.proxy_credential is not None:
+                if url.startswith("https://"):
+                    options["proxy_headers"] = {"Proxy-Authorization": self.proxy_credential}
+                else:
+                    options["headers"] = {**headers, "Proxy-Authorization": self.proxy_credential}
+        return options
+
+    def _callers_session(self) -> aiohttp.ClientSession:
+        session: aiohttp.ClientSession = self.own_session
+        if session.closed:
+            raise RuntimeError("the aiohttp session given as session= is closed; give an open one")
+        bound = getattr(session, "_loop", None)
+        if bound is not None and bound is not asyncio.get_running_loop():
+            raise RuntimeError(
+                "the aiohttp session given as session= belongs to another event loop: use the "
+                "client in the loop that made the session (the blocking Ollama client runs a loop "
+                "of its own, so it cannot use a caller's session)")
+        return session
+
     async def close(self) -> None:
-        """Close the session; the transport cannot be used afterwards."""
+        """Close the session (never the caller's); the transport cannot be used afterwards."""
         self.closed = True
         session, guard = self._session, self._guard
         self._session = self._guard = None
@@ -154,6 +212,21 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2
 _FIELD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but HTAB
 
 
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """A proxy URL without its user:password@ part, and that part."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.netloc.rpartition("@")[2]
+    return (urlunsplit(parts._replace(netloc=netloc)),
+            (unquote(parts.username), unquote(parts.password or "")))
+
+
+def basic_credential(login: str, password: str) -> str:
+    """An RFC 7617 Basic credential, in UTF-8 (as curl sends what a user typed)."""
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+
+
 def build_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """Our headers, OLLAMA_API_KEY as a bearer token when set, then the caller's (checked).
 
@@ -208,14 +281,16 @@ async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
     assert watchdog is not None
     watchdog.reading = True
     try:
-        session = await exchange.transport.session()
+        transport = exchange.transport
+        session = await transport.session()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=exchange.timeouts.connect)
-        url, visited = exchange.url, [exchange.url]
+        url, visited, options = exchange.url, [exchange.url], transport.options
         while True:  # a same-origin 307/308 (or a redirected GET) is followed; see _redirect
             body = exchange.body() if callable(exchange.body) else exchange.body
             try:
                 resp = await session.request(exchange.method, url, data=body, timeout=timeout,
-                                             trace_request_ctx=watchdog, allow_redirects=False)
+                                             trace_request_ctx=watchdog, allow_redirects=False,
+                                             **options)
             except aiohttp.ClientError:
                 raise  # aiohttp's own (its InvalidURL is also a ValueError): mapped below
             except ValueError as exc:  # yarl cannot encode the URL (a bad host name)
@@ -223,7 +298,9 @@ async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
             exchange.response = resp
             if resp.status not in _REDIRECTS:
                 break
-            url = _redirect(exchange, resp, visited)
+            url, elsewhere = _redirect(exchange, resp, visited)
+            if elsewhere:  # the credentials stay with the origin they were given for
+                options = transport.options_for(url, with_authorization=False)
             exchange.close_response()
         watchdog.reader = resp.content
         _check_answer(resp, exchange)
@@ -249,10 +326,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 
 
-def _redirect(exchange: Exchange, resp: Response, visited: list[str]) -> str:
-    """Where a redirect may be followed to, or the error that says why it is not: a POST is never
-    turned into a GET (301/302/303), and nothing leaves the origin the client was given, so the
-    Authorization header never travels to another host."""
+def _redirect(exchange: Exchange, resp: Response, visited: list[str]) -> tuple[str, bool]:
+    """Where a redirect may be followed to, and whether that leaves the origin the client was given;
+    or the error that says why it is not followed: a POST is never turned into a GET (301/302/303),
+    and another origin is left for only with `redirects="any"` (then without the Authorization
+    header); `redirects="none"` follows nothing."""
     status, location = resp.status, resp.headers.get("Location", "")
     said = f"HTTP {status} from {exchange.what} redirects to {location or '(no Location)'}"
 
@@ -269,15 +347,19 @@ def _redirect(exchange: Exchange, resp: Response, visited: list[str]) -> str:
         raise refused(f"not followed, since it would turn the {exchange.method} into a GET; the "
                       "usual cause is a wrong host or a missing path prefix: point host= / "
                       "OLLAMA_HOST at the URL Ollama answers on")
-    if target.origin() != resp.url.origin():
-        raise refused("not followed to another origin (it would carry the request, and its "
-                      "credentials, elsewhere): point host= / OLLAMA_HOST there yourself")
+    policy = exchange.transport.redirects
+    if policy == "none":
+        raise refused("not followed (redirects='none'): point host= / OLLAMA_HOST there yourself")
+    elsewhere = target.origin() != type(resp.url)(exchange.url).origin()
+    if elsewhere and policy != "any":
+        raise refused("not followed to another origin (it would carry the request elsewhere): "
+                      "point host= / OLLAMA_HOST there yourself, or pass redirects='any'")
     if str(target) in visited:
         raise refused("a redirect loop: the server sends the request back where it was")
     if len(visited) > _MAX_REDIRECTS:
         raise refused(f"more than {_MAX_REDIRECTS} redirects in a row")
     visited.append(str(target))
-    return str(target)
+    return str(target), elsewhere
 
 
 def _check_answer(resp: Response, exchange: Exchange) -> None:

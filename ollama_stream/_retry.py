@@ -11,7 +11,7 @@ Rules of this room, and why:
 3. No phase timer runs during the wait (the watchdog is disarmed), and a wait that would pass the
    `total` deadline ends the request at once with the last error.
 4. Every failed attempt is logged in `exchange.failures`, so the final error can say why each
-   failed.
+   failed; each attempt and each retry is told to the exchange's watch, when it has one.
 """
 
 from __future__ import annotations
@@ -40,14 +40,17 @@ async def first_success(exchange: Exchange, attempt: Callable[[], Awaitable[T]])
     or the total deadline says stop. Arms `exchange.watchdog` for the whole request."""
     loop = asyncio.get_running_loop()
     watchdog = exchange.watchdog = Watchdog(loop, exchange.timeouts)
-    policy = exchange.retry
+    policy, watch = exchange.retry, exchange.watch
     while True:
         exchange.attempts += 1
         watchdog.start_attempt()
+        if watch is not None:
+            watch.request(exchange.attempts)
         try:
             return await attempt()
         except OllamaError as error:
-            exchange.failures.append(failure_reason(error))
+            reason = failure_reason(error)
+            exchange.failures.append(reason)
             watchdog.cancel()
             delay = None
             if exchange.attempts < policy.max_attempts and policy.retries(error):
@@ -56,6 +59,8 @@ async def first_success(exchange: Exchange, attempt: Callable[[], Awaitable[T]])
             if delay is None or loop.time() + delay >= watchdog.total_deadline:
                 exchange.give_up(error)
                 raise
+            if watch is not None:
+                watch.retry(exchange.attempts, reason, delay)
         await exchange.sleep(delay)
 
 

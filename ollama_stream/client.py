@@ -9,9 +9,10 @@ longer than 450 lines because it has one method per endpoint, twenty of them, ea
 from __future__ import annotations
 
 import asyncio
-import base64
+import logging
 import os
 import random
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -19,13 +20,20 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ._exchange import Exchange
-from ._http import Transport, build_headers, read_body, send
+from ._http import Transport, basic_credential, build_headers, read_body, send
+from ._observe import LOG, Watch
 from ._retry import first_success
 from .config import RetryPolicy, Timeouts, resolve_endpoint
-from .errors import OllamaConnectionError, OllamaTimeoutError, ProtocolError, ResponseError
-from .protocol import DEFAULT_MAX_LINE_BYTES, build_chat_request
+from .errors import (
+    OllamaConnectionError,
+    OllamaError,
+    OllamaTimeoutError,
+    ProtocolError,
+    ResponseError,
+)
+from .protocol import DEFAULT_MAX_LINE_BYTES, build_chat_request, parse_metrics
 from .streams import ChatStream, GenerateStream, ProgressStream
-from .types import ChatChunk, ChatResult, Message
+from .types import ChatChunk, ChatResult, Message, Metrics
 
 if TYPE_CHECKING:
     from .agent import ToolLoop
@@ -40,6 +48,7 @@ if TYPE_CHECKING:
         WebFetchResult,
         WebSearchResult,
     )
+    from .events import Event
 
 __all__ = ["AsyncOllama", "ChatStream", "GenerateStream", "NativeBackend", "ProgressStream"]
 
@@ -55,6 +64,15 @@ class AsyncOllama:
     `pool_limit` caps open connections; `ssl` is passed to aiohttp (TLS verification stays on unless
     you pass something here); `backend` makes chat come from a ChatBackend instead of the native
     API. Use it as `async with AsyncOllama() as client:` or call `await client.aclose()`.
+
+    Into your own stack: `session` (your aiohttp.ClientSession, never closed here; our headers go
+    with each request) or `connector` (your connector, shared); `trust_env=True` to honour
+    HTTP(S)_PROXY / NO_PROXY and .netrc as aiohttp does (off by default, so that a proxy set for
+    the internet never captures the traffic to a local Ollama), `proxy`/`proxy_auth` for one
+    proxy; `redirects` ("same-origin", "any" to follow other origins too, without the
+    Authorization header, or "none"); `on_event(event)` is called at each request, retry, first
+    chunk, end and failure (see `ollama_stream.events.Event`); `log_content=True` lets events,
+    DEBUG logs and traces carry the request bodies and the replies.
     """
 
     def __init__(
@@ -68,6 +86,14 @@ class AsyncOllama:
         pool_limit: int = 100,
         ssl: Any = None,
         backend: ChatBackend | None = None,
+        session: Any = None,
+        connector: Any = None,
+        trust_env: bool = False,
+        proxy: str | None = None,
+        proxy_auth: Any = None,
+        redirects: str = "same-origin",
+        on_event: Callable[[Event], Any] | None = None,
+        log_content: bool = False,
     ) -> None:
         if backend is not None:
             from .backends import ChatBackend
@@ -93,9 +119,29 @@ class AsyncOllama:
                 raise ValueError(
                     "the host holds credentials (user:password@) and an Authorization header is "
                     "set too (OLLAMA_API_KEY or headers=): keep one of them")
-            token = base64.b64encode(":".join(credentials).encode()).decode()
-            self._headers["Authorization"] = f"Basic {token}"
-        self._transport = Transport(url, self._headers, pool_limit=pool_limit, ssl=ssl)
+            self._headers["Authorization"] = basic_credential(*credentials)
+        if redirects not in ("same-origin", "any", "none"):
+            raise ValueError(f"redirects must be 'same-origin', 'any' or 'none', got {redirects!r}")
+        if session is not None and connector is not None:
+            raise ValueError("pass session= or connector=, not both: a session has its connector")
+        if proxy is not None and not (isinstance(proxy, str) and proxy.startswith(("http://",
+                                                                                    "https://"))):
+            raise ValueError(f"proxy must be an http:// or https:// URL, got {proxy!r}")
+        if proxy_auth is not None and (
+                proxy is None or not isinstance(proxy_auth, tuple) or len(proxy_auth) < 2
+                or not all(isinstance(part, str) for part in proxy_auth[:2])):
+            raise ValueError(
+                "proxy_auth must be (login, password) strs (or an aiohttp.BasicAuth), given with "
+                "proxy=; for a proxy from the environment (trust_env=True) put them in its URL")
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be a function of one event, not "
+                            f"{type(on_event).__name__}")
+        self._transport = Transport(url, self._headers, pool_limit=pool_limit, ssl=ssl,
+                                    session=session, connector=connector,
+                                    trust_env=bool(trust_env), proxy=proxy,
+                                    proxy_auth=proxy_auth, redirects=redirects)
+        self._on_event = on_event
+        self._log_content = bool(log_content)
         # The attempt loop's clock and dice: tests replace them so that retries do not wait.
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
         self._rng = random.Random()
@@ -137,11 +183,21 @@ class AsyncOllama:
             raise TypeError(f"timeouts must be a Timeouts, not {type(timeouts).__name__}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
+        watch = None
+        # Someone listens: a hook, DEBUG logging, or a tracer provider that the application set up
+        # (asked here, not in a helper, to add no call to a request: `_observe`'s rule 1).
+        otel = sys.modules.get("opentelemetry.trace")
+        if (self._on_event is not None or LOG.isEnabledFor(logging.DEBUG)
+                or (otel is not None
+                    and not isinstance(otel.get_tracer_provider(), otel.ProxyTracerProvider))):
+            watch = Watch(kind.get("method", "POST"), self.host + path, path, model, self.host,
+                          hook=self._on_event, content=self._log_content,
+                          body=body if not callable(body) else None)
         return Exchange(self._transport, path, body, model,
                         timeouts=timeouts if timeouts is not None else self.timeouts,
                         retry=retry if retry is not None else self.retry,
                         max_line_bytes=self.max_line_bytes, sleep=self._sleep, rng=self._rng,
-                        **kind)
+                        watch=watch, **kind)
 
     # -- streamed endpoints -----------------------------------------------------------------------
 
@@ -553,14 +609,23 @@ class AsyncOllama:
         if body is not None and not callable(body):
             body = orjson.dumps(body)
         exchange = self._exchange(path, body, model, method=method, **per_call)
+        watch = exchange.watch
         try:
             resp, data = await first_success(exchange, partial(send, exchange, read_body))
             resp.release()
-            return data
+        except BaseException as exc:
+            if watch is not None:
+                error = exc if isinstance(exc, OllamaError) else None
+                watch.failed(exchange.attempts, error, 0, abandoned=error is None)
+            raise
         finally:
             if exchange.watchdog is not None:
                 exchange.watchdog.cancel()
             exchange.close_response()
+        if watch is not None:
+            answer = _answer_facts(data)
+            watch.finished(exchange.attempts, 0, None, answer[1], answer[0] or model, None)
+        return data
 
 
 class NativeBackend:
@@ -584,6 +649,18 @@ class NativeBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _answer_facts(data: bytes) -> tuple[str | None, Metrics | None]:
+    """The model and the counters of a plain JSON answer (for the watch of an embed, say)."""
+    try:
+        obj = orjson.loads(data) if data else None
+        if isinstance(obj, dict):
+            model = obj.get("model")
+            return (model if isinstance(model, str) else None), parse_metrics(obj)
+    except (orjson.JSONDecodeError, ProtocolError):
+        pass
+    return None, None
 
 
 def _num_ctx(options: Mapping[str, Any] | None) -> int | None:

@@ -235,6 +235,8 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
     clean = False
     try:
         resp, objs = await first_success(exchange, partial(send, exchange, _first_objects))
+        if exchange.watch is not None:
+            exchange.watch.first_chunk(exchange.attempts)
         watchdog = exchange.watchdog
         assert watchdog is not None
         reader = resp.content
@@ -295,6 +297,8 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
         exchange.finished = True
         if exchange.watchdog is not None:
             exchange.watchdog.cancel()
+        if exchange.watch is not None:
+            _report_end(exchange)
         resp_ = exchange.response
         exchange.response = None
         if resp_ is not None:
@@ -302,6 +306,20 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 resp_.release()
             else:
                 resp_.close()
+
+
+def _report_end(exchange: Exchange) -> None:
+    """Tell the exchange's watch how the stream ended: finished, failed, or left by the caller."""
+    watch, acc = exchange.watch, exchange.acc
+    assert watch is not None
+    if acc.done:
+        message = acc.message
+        watch.finished(exchange.attempts, acc.chunks, getattr(acc, "done_reason", None),
+                       getattr(acc, "metrics", None), getattr(acc, "model", None) or None,
+                       message.content if message is not None else None)
+    else:
+        watch.failed(exchange.attempts, exchange.error, acc.chunks,
+                     abandoned=exchange.error is None)
 
 
 async def _first_objects(resp: Response, exchange: Exchange) -> list[dict[str, Any]]:
@@ -346,6 +364,8 @@ async def _backend_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
     try:
         opened = await first_success(exchange, partial(_open_backend, exchange))
         source, chunk = opened
+        if exchange.watch is not None:
+            exchange.watch.first_chunk(exchange.attempts)
         assert exchange.watchdog is not None
         exchange.watchdog.set_phase("idle")
         while True:
@@ -361,6 +381,8 @@ async def _backend_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
         exchange.finished = True
         if exchange.watchdog is not None:
             exchange.watchdog.cancel()
+        if exchange.watch is not None:
+            _report_end(exchange)
         if opened is not None:
             await _aclose(opened[0])
 

@@ -143,6 +143,12 @@ class Ollama:
 
     @_parameters_of(AsyncOllama.__init__)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for name in ("session", "connector"):
+            if kwargs.get(name) is not None:
+                raise TypeError(
+                    f"Ollama(..., {name}=) cannot be used: the blocking client runs its requests "
+                    f"on an event loop of its own, and an aiohttp {name} belongs to the loop that "
+                    f"made it. Use AsyncOllama({name}=...) in that loop, or leave it out here")
         self._async = AsyncOllama(*args, **kwargs)
         self._runner: _LoopThread | None = None
         self._lock = threading.Lock()

@@ -9,6 +9,7 @@ import asyncio
 import gc
 import importlib.util
 import inspect
+import logging
 import re
 import textwrap
 import warnings
@@ -81,10 +82,29 @@ def run_page(page: str, fake: FakeOllama, namespace: dict[str, Any]) -> None:
                 asyncio.run(result)
 
 
+@pytest.fixture
+def process_globals(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo, after the test, what a page configures for a whole process, as an application does:
+    the `ollama_stream` logger's level and handlers, and OpenTelemetry's tracer provider (which
+    can be set only once per process)."""
+    if importlib.util.find_spec("opentelemetry") is not None:
+        import opentelemetry.trace as trace
+        from opentelemetry.util._once import Once
+
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", trace._TRACER_PROVIDER)
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+    log = logging.getLogger("ollama_stream")
+    level, handlers = log.level, list(log.handlers)
+    yield
+    log.handlers[:] = handlers
+    log.setLevel(level)  # setLevel, not an assignment: it clears the loggers' isEnabledFor cache
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("page", PAGES)
 def test_every_python_block_runs(page: str, fakes: tuple[FakeOllama, FakeOllama],
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                 capsys: pytest.CaptureFixture[str],
+                                 process_globals: None) -> None:
     fake, other = fakes
     namespace: dict[str, Any] = {"__name__": f"docs_{page[:-3]}", "HOST_A": fake.url,
                                  "HOST_B": other.url}
@@ -130,8 +150,17 @@ def check_errors(out: str, fake: FakeOllama, other: FakeOllama) -> None:
     assert "You said: Hi" in out and "missing: not-pulled-yet" in out
 
 
+def check_application(out: str, fake: FakeOllama, other: FakeOllama) -> None:
+    assert "session open: True" in out and "\n4\n" in out
+    chat = next(r for r in fake.received if r.path == "/api/chat")
+    assert chat.headers["X-Service"] == "billing" and chat.headers["X-Request-Tag"] == "nightly"
+    assert "chat qwen3 True" in out
+    assert "{'request': 2, 'first_chunk': 1, 'finished': 2} 2" in out
+
+
 PAGE_CHECKS = {"api.md": check_api, "tools.md": check_tools, "backends.md": check_backends,
-               "migrating.md": check_migrating, "errors.md": check_errors}
+               "migrating.md": check_migrating, "errors.md": check_errors,
+               "application.md": check_application}
 
 
 def test_every_page_with_code_is_checked_somewhere() -> None:

@@ -9,6 +9,7 @@ import asyncio
 import collections
 import functools
 import gc
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -137,13 +138,24 @@ def fake() -> Iterator[FakeOllama]:
         yield server
 
 
-def test_client_read_loop_adds_nothing_per_chunk(fake: FakeOllama) -> None:
+@pytest.mark.parametrize("watched", ["off", "opentelemetry imported, no provider",
+                                     "a hook and DEBUG logs"])
+def test_client_read_loop_adds_nothing_per_chunk(fake: FakeOllama, watched: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
     content = "w " * 1000
     fake.queue_reply(content=content)
     fake.queue_reply(content=content)
+    options: dict[str, Any] = {}
+    events: list[Any] = []  # each Event is one more dataclass __init__, once per request
+    if watched.startswith("opentelemetry"):
+        trace = pytest.importorskip("opentelemetry.trace")
+        assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
+    elif watched.startswith("a hook"):
+        options["on_event"] = events.append
+        caplog.set_level(logging.DEBUG, logger="ollama_stream")
 
     async def main() -> tuple[int, collections.Counter[str]]:
-        async with AsyncOllama(fake.url) as client:
+        async with AsyncOllama(fake.url, **options) as client:
             # one user message (an empty list only loads the model), built before counting
             hello = [Message("user", "hi")]
             await client.chat("qwen3", hello).result()  # warm: the pooled connection, lazy imports
@@ -157,11 +169,19 @@ def test_client_read_loop_adds_nothing_per_chunk(fake: FakeOllama) -> None:
     reads = calls.pop("NDJSONDecoder.feed")
     resumes = calls.pop("_stream_chunks")
     per_chunk = {name: count for name, count in calls.items() if count > 10}
-    assert per_chunk == {"parse_chat_chunk": chunks, "__create_fn__.<locals>.__init__": chunks + 1,
-                         "ChatAccumulator.add": chunks}, per_chunk  # + Metrics on the final chunk
+    # + Metrics on the final chunk; when watched, each Event (and the reply's metrics) is one more
+    # dataclass __init__, a few per request
+    inits = per_chunk.pop("__create_fn__.<locals>.__init__")
+    assert chunks + 1 <= inits <= chunks + 1 + (8 if events else 0), inits
+    assert per_chunk == {"parse_chat_chunk": chunks, "ChatAccumulator.add": chunks}, per_chunk
     # one resume per chunk handed over and one per network read
     assert resumes <= chunks + reads + 5
-    assert sum(calls.values()) - 3 * chunks <= 40  # everything else happens once per request
+    if watched == "off" or watched.startswith("opentelemetry"):
+        # everything else happens once per request; a Watch exists only when someone listens
+        assert sum(calls.values()) - 3 * chunks <= 40
+        assert not any(name.startswith("Watch.") for name in calls), calls
+    else:  # watched: once per request, never per chunk
+        assert calls["Watch.request"] == calls["Watch.first_chunk"] == calls["Watch.finished"] == 1
 
 
 def test_fixture_lines_are_what_the_test_thinks() -> None:
