@@ -70,6 +70,13 @@ async def sdk_setup(url: str, concurrency: int) -> Any:
     return AsyncOllama(url, pool_limit=concurrency)
 
 
+async def sdk_resume_setup(url: str, concurrency: int) -> Any:
+    """The SDK with RetryPolicy(resume=True): what resuming costs when nothing fails."""
+    from ollama_stream import AsyncOllama, RetryPolicy
+
+    return AsyncOllama(url, pool_limit=concurrency, retry=RetryPolicy(resume=True))
+
+
 async def sdk_one(client: Any, url: str, expected: str) -> int:
     count = 0
     stream = client.chat("qwen3", MESSAGES)
@@ -124,6 +131,7 @@ ASYNC_CLIENTS: dict[str, tuple[Callable[[str, int], Awaitable[Any]],
                                Callable[..., Awaitable[int]]]] = {
     "floor": (floor_setup, floor_one),
     "ollama_stream": (sdk_setup, sdk_one),
+    "ollama_stream resume=True": (sdk_resume_setup, sdk_one),
     "ollama-python": (ollama_python_setup, ollama_python_one),
     "litellm": (litellm_setup, litellm_one),
 }

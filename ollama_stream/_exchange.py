@@ -46,6 +46,7 @@ class _Accumulator(Protocol):
 
     chunks: int
     done: bool
+    resumes: int  # times the stream was resumed (counted by the read loop)
 
     def add(self, chunk: Any) -> None: ...
 
@@ -66,15 +67,16 @@ class Exchange:
     """
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
-                 "method", "model", "num_ctx", "parse", "path", "request", "response", "retry",
-                 "rng", "sleep", "timeouts", "transport", "url", "watch", "watchdog")
+                 "method", "model", "num_ctx", "parse", "path", "request", "response", "resume",
+                 "retry", "rng", "sleep", "timeouts", "transport", "url", "watch", "watchdog")
 
     def __init__(self, transport: _Wire, path: str, body: Any, model: str | None, *,
                  timeouts: Timeouts, retry: RetryPolicy, max_line_bytes: int,
                  sleep: Callable[[float], Awaitable[Any]], rng: random.Random,
                  method: str = "POST", parse: Callable[[dict[str, Any]], Any] = parse_chat_chunk,
                  acc: _Accumulator | None = None, backend: Any = None, request: Any = None,
-                 num_ctx: int | None = None, watch: Watch | None = None) -> None:
+                 num_ctx: int | None = None, watch: Watch | None = None,
+                 resume: Callable[[Exchange], Awaitable[Any]] | None = None) -> None:
         self.transport = transport
         self.path = path
         self.url = transport.host + path
@@ -88,6 +90,9 @@ class Exchange:
         self.parse = parse
         self.num_ctx = num_ctx  # the context window the request asked for (options.num_ctx)
         self.watch = watch  # set when someone listens (a hook, DEBUG logging, tracing)
+        # how the stream goes on after a failure (RetryPolicy.resume): a coroutine function that
+        # gives the continuation (a `_prefill.Continuation`) or why there is none
+        self.resume = resume
         self.acc: _Accumulator = acc if acc is not None else ChatAccumulator(num_ctx)
         self.decoder = NDJSONDecoder(max_line_bytes)
         self.backend = backend
@@ -126,6 +131,11 @@ class Exchange:
             error.args = (f"{error.message} (gave up after {self.attempts} attempts: "
                           f"{', '.join(self.failures)})",)
         return error
+
+    def fresh_decoder(self) -> None:
+        """A new decoder for the next attempt: the bytes of a line cut short by a failed one must
+        never be joined to the first line of the next."""
+        self.decoder = NDJSONDecoder(self.decoder.max_line_bytes)
 
     def close_response(self) -> None:
         response = self.response

@@ -82,6 +82,16 @@ class Watch:
         if self._span is not None:
             self._span.add_event("retry", {"attempt": attempt, "reason": reason, "delay": delay})
 
+    def resume(self, attempt: int, reason: str, delay: float, chunks: int) -> None:
+        self._emit("resume", attempt, reason=reason, delay=delay, chunks=chunks,
+                   time_to_first_chunk=self._first)
+        if self.log:
+            LOG.debug("resuming %s %s in %.2fs from its partial reply: attempt %d failed after %d "
+                      "chunks (%s)", self.method, self.url, delay, attempt, chunks, reason)
+        if self._span is not None:
+            self._span.add_event("resume", {"attempt": attempt, "reason": reason, "delay": delay,
+                                            "chunks": chunks})
+
     def first_chunk(self, attempt: int) -> None:
         self._first = time.perf_counter() - self._started
         self._emit("first_chunk", attempt, time_to_first_chunk=self._first)

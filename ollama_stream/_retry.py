@@ -12,6 +12,10 @@ Rules of this room, and why:
    `total` deadline ends the request at once with the last error.
 4. Every failed attempt is logged in `exchange.failures`, so the final error can say why each
    failed; each attempt and each retry is told to the exchange's watch, when it has one.
+5. A stream that fails after output started is resumed (`resume`) only when the policy says so
+   (`RetryPolicy.resumes`), within the same attempts and `total` deadline, by the request that
+   continues its partial reply (`_prefill`); a continuation that fails or cannot be made raises
+   the original error. Never a fresh answer, which would repeat what the caller saw.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ._exchange import Exchange
+from ._http_errors import map_error
+from ._prefill import ResumedParse
 from ._watchdog import Watchdog
 from .errors import (
     OllamaConnectionError,
@@ -30,16 +36,19 @@ from .errors import (
     StreamInterrupted,
 )
 
-__all__ = ["failure_reason", "first_success"]
+__all__ = ["failure_reason", "first_success", "resume"]
 
 T = TypeVar("T")
 
 
 async def first_success(exchange: Exchange, attempt: Callable[[], Awaitable[T]]) -> T:
     """Run `attempt` until it succeeds, or raise its last error once the policy, the attempt count
-    or the total deadline says stop. Arms `exchange.watchdog` for the whole request."""
+    or the total deadline says stop. Arms `exchange.watchdog` for the whole request (a stream's
+    resume goes on with the watchdog it has, so `total` spans every request of the call)."""
     loop = asyncio.get_running_loop()
-    watchdog = exchange.watchdog = Watchdog(loop, exchange.timeouts)
+    watchdog = exchange.watchdog
+    if watchdog is None:
+        watchdog = exchange.watchdog = Watchdog(loop, exchange.timeouts)
     policy, watch = exchange.retry, exchange.watch
     while True:
         exchange.attempts += 1
@@ -52,6 +61,7 @@ async def first_success(exchange: Exchange, attempt: Callable[[], Awaitable[T]])
             reason = failure_reason(error)
             exchange.failures.append(reason)
             watchdog.cancel()
+            exchange.fresh_decoder()
             delay = None
             if exchange.attempts < policy.max_attempts and policy.retries(error):
                 retry_after = error.retry_after if isinstance(error, ResponseError) else None
@@ -75,3 +85,50 @@ def failure_reason(error: OllamaError) -> str:
     if isinstance(error, StreamInterrupted):
         return "connection dropped"
     return type(error).__name__
+
+
+async def resume(exchange: Exchange, failure: BaseException | None,
+                 attempt: Callable[[], Awaitable[T]]) -> T:
+    """After a stream failed mid-reply (`failure`, or None when its body ended without the final
+    chunk): what `attempt` gives for the continuing request (rule 5), or the failure as our
+    error. A continuation that fails or cannot be made raises that original error, with every
+    failed attempt in its log."""
+    acc = exchange.acc
+    if failure is None:
+        error: OllamaError = StreamInterrupted(
+            f"the stream from {exchange.what} ended after {acc.chunks} chunks without its final "
+            "chunk: a proxy may have closed it, or Ollama stopped the model because it repeated "
+            "one token over and over (its repetition guard; try a higher repeat_penalty or "
+            "another prompt). The partial reply is in .partial")
+    else:
+        error = map_error(failure, exchange, started=True)
+        error.__cause__ = failure
+    policy, resume, watchdog = exchange.retry, exchange.resume, exchange.watchdog
+    if resume is None or not policy.resumes(error):
+        raise error
+    assert watchdog is not None
+    reason = failure_reason(error)
+    exchange.failures.append(reason)
+    watchdog.cancel()
+    exchange.close_response()
+    delay = policy.delay(exchange.attempts, None, exchange.rng)
+    if (exchange.attempts >= policy.max_attempts
+            or watchdog.loop.time() + delay >= watchdog.total_deadline):
+        raise exchange.give_up(error)
+    plan = await resume(exchange)
+    if isinstance(plan, str):  # the server cannot continue this reply: never a fresh answer
+        exchange.failures.append(f"not resumed: {plan}")
+        raise exchange.give_up(error)
+    if exchange.watch is not None:
+        exchange.watch.resume(exchange.attempts, reason, delay, acc.chunks)
+    await exchange.sleep(delay)
+    exchange.body = plan.body
+    exchange.fresh_decoder()
+    exchange.parse = ResumedParse(exchange.parse, plan.seam, plan.field)
+    try:
+        opened = await first_success(exchange, attempt)
+    except OllamaError:
+        raise exchange.give_up(error) from error.__cause__  # the original error, as it was
+    acc.resumes += 1
+    watchdog.set_phase("idle")
+    return opened

@@ -22,6 +22,7 @@ import orjson
 from ._exchange import Exchange
 from ._http import Transport, basic_credential, build_headers, read_body, send
 from ._observe import LOG, Watch
+from ._prefill import ChatPath, Continuation, chat_continuation, chat_path, generate_continuation
 from ._retry import first_success
 from .config import RetryPolicy, Timeouts, resolve_endpoint
 from .errors import (
@@ -145,6 +146,7 @@ class AsyncOllama:
         # The attempt loop's clock and dice: tests replace them so that retries do not wait.
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
         self._rng = random.Random()
+        self._chat_paths: dict[str, ChatPath] = {}  # how each model continues a reply (resume)
 
     @property
     def host(self) -> str:
@@ -241,8 +243,33 @@ class AsyncOllama:
             return ChatStream(self._exchange("/api/chat", b"", model, backend=self.backend,
                                              request=ChatRequest(model, body), num_ctx=num_ctx,
                                              timeouts=timeouts, retry=retry))
-        return ChatStream(self._exchange("/api/chat", orjson.dumps(body), model, num_ctx=num_ctx,
-                                         timeouts=timeouts, retry=retry))
+        data = orjson.dumps(body)
+        return ChatStream(self._exchange("/api/chat", data, model, num_ctx=num_ctx,
+                                         timeouts=timeouts, retry=retry,
+                                         resume=partial(self._continue_chat, data)))
+
+    async def _continue_chat(self, request: bytes, exchange: Exchange) -> Continuation | str:
+        """How a chat stream that failed mid-reply goes on (RetryPolicy.resume): the `request`
+        (as first sent) continuing all of its partial reply so far, or why the model's chat path
+        cannot continue one."""
+        reply = exchange.acc.message or Message("assistant", "")
+        path = ChatPath(content=True)
+        if reply.content or reply.thinking or reply.tool_calls:
+            path = await self._chat_path(exchange.model or "")
+        return chat_continuation(orjson.loads(request), reply, path)
+
+    async def _chat_path(self, model: str) -> ChatPath:
+        """How `model`'s chat path takes a message to continue, from `/api/show` (asked once per
+        model and client)."""
+        known = self._chat_paths.get(model)
+        if known is None:
+            try:
+                known = chat_path(await self.show(model))
+            except OllamaError as exc:
+                return ChatPath(False, why=f"/api/show could not say how {model!r} continues a "
+                                           f"reply ({type(exc).__name__}: {exc})")
+            self._chat_paths[model] = known
+        return known
 
     async def load(self, model: str, *, keep_alive: float | str | None = None,
                    timeouts: Timeouts | None = None,
@@ -333,10 +360,12 @@ class AsyncOllama:
                                       think=think, logprobs=logprobs, top_logprobs=top_logprobs,
                                       truncate=truncate, shift=shift)
         num_ctx = _num_ctx(options) if options else None
-        return GenerateStream(self._exchange("/api/generate", orjson.dumps(body), model,
+        data = orjson.dumps(body)
+        return GenerateStream(self._exchange("/api/generate", data, model,
                                              parse=parse_generate_chunk, num_ctx=num_ctx,
                                              acc=GenerateAccumulator(num_ctx),
-                                             timeouts=timeouts, retry=retry))
+                                             timeouts=timeouts, retry=retry,
+                                             resume=partial(_continue_generate, data)))
 
     def _progress(self, path: str, model: str, body: dict[str, Any],
                   **per_call: Any) -> ProgressStream:
@@ -649,6 +678,13 @@ class NativeBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def _continue_generate(request: bytes, exchange: Exchange) -> Continuation | str:
+    """How a generate stream that failed mid-reply goes on: the raw `request` (as first sent) with
+    the partial reply appended to its prompt, or why there is none (RetryPolicy.resume)."""
+    reply = exchange.acc.message or Message("assistant", "")
+    return generate_continuation(orjson.loads(request), reply)
 
 
 def _answer_facts(data: bytes) -> tuple[str | None, Metrics | None]:

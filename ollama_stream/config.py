@@ -269,6 +269,11 @@ class RetryPolicy:
     [1 - jitter, 1 + jitter]; a Retry-After header is honoured, capped by max_delay.
     `max_attempts=1` turns retries off. `retry_if(error)` is asked first: True or False decides,
     None leaves it to the rule (for a proxy or provider with semantics of its own).
+
+    `resume=True` also mends a chat stream (or a raw generate) that fails after output started:
+    the request is sent again with the partial reply as the message to continue, and the stream
+    goes on where it stopped, each piece of text yielded once (`resumes` has the rule;
+    docs/errors.md the limits). Resumes count against `max_attempts` like any other attempt.
     """
 
     max_attempts: int = 3
@@ -276,6 +281,7 @@ class RetryPolicy:
     max_delay: float = 10.0
     jitter: float = 0.25
     retry_if: Callable[[OllamaError], bool | None] | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
@@ -295,6 +301,8 @@ class RetryPolicy:
             raise ValueError(f"RetryPolicy.jitter must be within 0..1, got {self.jitter}")
         if self.retry_if is not None and not callable(self.retry_if):
             raise TypeError("RetryPolicy.retry_if must be a function (error) -> bool | None")
+        if not isinstance(self.resume, bool):
+            raise TypeError(f"RetryPolicy.resume must be True or False, not {self.resume!r}")
 
     def retries(self, error: OllamaError) -> bool:
         """The one retry rule: may a request that failed with `error`, before its first chunk
@@ -314,6 +322,27 @@ class RetryPolicy:
             decided = self.retry_if(error)
             if decided is not None:
                 return bool(decided)
+        return self._passes(error)
+
+    def resumes(self, error: OllamaError) -> bool:
+        """The one resume rule: may a stream that failed with `error` after output reached the
+        caller be continued from its partial reply? Only with `resume=True`, and only for what a
+        second try can fix: the failures `retries` accepts (a dropped or refused connection, a
+        stream that ended without its final chunk, ...) and an idle timeout (the server went
+        silent mid-reply). Never an error line, a total timeout or a refused request.
+        `retry_if`, when given, is asked first."""
+        if not self.resume:
+            return False
+        if self.retry_if is not None:
+            decided = self.retry_if(error)
+            if decided is not None:
+                return bool(decided)
+        if isinstance(error, OllamaTimeoutError) and error.phase == "idle":
+            return True
+        return self._passes(error)
+
+    def _passes(self, error: OllamaError) -> bool:
+        """The rule of `retries`, without `retry_if`."""
         if isinstance(error, (ContextLengthError, CapabilityError, UnauthorizedError)):
             return False
         if isinstance(error, ResponseError):

@@ -64,6 +64,7 @@ class GenerateChunk:
     tool_calls: tuple[ToolCall, ...] = ()
     remote_model: str | None = None
     remote_host: str | None = None
+    resumed: bool = False  # the first chunk after the stream was resumed (RetryPolicy.resume)
 
     @property
     def truncated(self) -> bool:
@@ -87,6 +88,7 @@ class GenerateResult:
     raw: dict[str, Any] = field(default_factory=dict)
     remote_model: str | None = None
     remote_host: str | None = None
+    resumes: int = 0  # how many times the stream was resumed after a failure (RetryPolicy.resume)
 
     @property
     def truncated(self) -> bool:
@@ -466,11 +468,12 @@ class GenerateAccumulator:
 
     __slots__ = ("_logprobs", "_response", "_thinking", "_tool_calls", "chunks", "context", "done",
                  "done_reason", "metrics", "model", "num_ctx", "prompt_truncated", "raw",
-                 "remote_host", "remote_model")
+                 "remote_host", "remote_model", "resumes")
 
     def __init__(self, num_ctx: int | None = None) -> None:
         self.num_ctx = num_ctx
         self.prompt_truncated = False
+        self.resumes = 0  # counted by the read loop that resumes the stream
         self._response: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[ToolCall] = []
@@ -514,15 +517,16 @@ class GenerateAccumulator:
         return GenerateResult("".join(self._response), "".join(self._thinking), self.context,
                               self.done_reason, self.metrics, self.model, self._logprobs,
                               self.prompt_truncated, tuple(self._tool_calls), self.raw,
-                              self.remote_model, self.remote_host)
+                              self.remote_model, self.remote_host, self.resumes)
 
 
 class ProgressAccumulator:
     """Keeps the last progress line; done on `success`."""
 
-    __slots__ = ("chunks", "done", "last")
+    __slots__ = ("chunks", "done", "last", "resumes")
 
     def __init__(self) -> None:
+        self.resumes = 0  # a progress stream is never resumed
         self.chunks = 0
         self.done = False
         self.last: Progress | None = None

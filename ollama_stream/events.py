@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EVENT_KINDS", "Event"]
 
-EVENT_KINDS = ("request", "retry", "first_chunk", "finished", "failed")
+EVENT_KINDS = ("request", "retry", "first_chunk", "resume", "finished", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,9 @@ class Event:
 
     `kind` is one of "request" (an attempt is sent: `attempt`), "retry" (an attempt failed and
     another follows after `delay` seconds; `reason` says why), "first_chunk" (the first chunk of a
-    stream reached the caller: `time_to_first_chunk`), "finished" (the call ended well: `chunks`,
+    stream reached the caller: `time_to_first_chunk`), "resume" (a stream failed after `chunks`
+    chunks for `reason` and is continued from its partial reply after `delay` seconds, with
+    `RetryPolicy(resume=True)`), "finished" (the call ended well: `chunks`,
     `done_reason`, `metrics`), "failed" (it ended in `error`; or `abandoned`: the caller left the
     stream before its end). `operation` is the endpoint ("chat", "generate", "embed", "pull", ...);
     `elapsed` the seconds since the call started. `request` and `content` (the request's body and

@@ -150,6 +150,10 @@ class NDJSONDecoder:
         self.error = error
         return good
 
+    @property
+    def max_line_bytes(self) -> int:
+        return self._max
+
     def close(self) -> list[dict[str, Any]]:
         """End of input: decode a last line that had no trailing newline."""
         if self.error is not None:
@@ -335,11 +339,12 @@ class ChatAccumulator:
 
     __slots__ = ("_content", "_images", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
                  "done_reason", "metrics", "model", "num_ctx", "prompt_truncated", "raw",
-                 "remote_host", "remote_model")
+                 "remote_host", "remote_model", "resumes")
 
     def __init__(self, num_ctx: int | None = None) -> None:
         self.num_ctx = num_ctx
         self.prompt_truncated = False
+        self.resumes = 0  # counted by the read loop that resumes the stream
         self._content: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[ToolCall] = []
@@ -405,7 +410,8 @@ class ChatAccumulator:
     def result(self) -> ChatResult:
         """The finished reply (call after the final chunk)."""
         return ChatResult(self.message, self.model, self.done_reason, self.metrics, self._logprobs,
-                          self.prompt_truncated, self.raw, self.remote_model, self.remote_host)
+                          self.prompt_truncated, self.raw, self.remote_model, self.remote_host,
+                          self.resumes)
 
 
 def prompt_overflowed(model: str, metrics: Metrics, num_ctx: int) -> bool:

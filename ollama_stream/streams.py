@@ -18,6 +18,10 @@ Rules of the native read loop (`_stream_chunks`), the hot path:
    run whatever the server sends (a read that completes no line waits for the loop anyway).
 6. `idle` is the gap between two complete lines: only a read that completes a line restarts it, so
    a line trickled a byte at a time, or a flood of blank lines, cannot hold a stream open.
+7. A stream that fails after output started ends in its error, unless the policy resumes it
+   (`RetryPolicy.resumes`): then the same request goes again with the partial reply to continue
+   (`_prefill`), within the call's attempts and its `total` deadline, and the loop reads on from
+   the new response. Nothing of this runs until a failure: the loop's per-chunk work is the same.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ._exchange import Exchange
 from ._http import send
 from ._http_errors import TRANSPORT_ERRORS, EarlyEOF, Response, map_error
-from ._retry import first_success
+from ._retry import first_success, resume
 from ._watchdog import Expired
 from .errors import OllamaError, StreamInterrupted
 from .protocol import ChatAccumulator
@@ -273,20 +277,22 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
             if decoder.error is not None:
                 raise decoder.error
             watchdog.reading = True
-            data = await readany()
+            try:
+                data = await readany()
+            except TRANSPORT_ERRORS as exc:  # the connection failed: rule 7
+                data, failure = None, exc
             watchdog.reading = False
             if data:
                 objs = feed(data)
-            else:
-                objs = decoder.close()
-                if not objs:
-                    raise StreamInterrupted(
-                        f"the stream from {exchange.what} ended after {acc.chunks} chunks without "
-                        "its final chunk: a proxy may have closed it, or Ollama stopped the model "
-                        "because it repeated one token over and over (its repetition guard; try "
-                        "a higher repeat_penalty or another prompt). The partial reply is in "
-                        ".partial"
-                    )
+                continue
+            objs = decoder.close() if data is not None else []
+            if objs:
+                continue
+            # Ended without the final chunk: raises, unless the stream is resumed (rule 7).
+            resp, objs = await resume(exchange, failure if data is None else None,
+                                      partial(send, exchange, _first_objects))
+            reader, decoder, parse = resp.content, exchange.decoder, exchange.parse
+            readany, feed = reader.readany, decoder.feed
     except OllamaError as exc:
         exchange.error = exchange.annotate(exc)
         raise

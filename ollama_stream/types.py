@@ -225,6 +225,7 @@ class ChatChunk:
     images: tuple[str, ...] = ()
     remote_model: str | None = None
     remote_host: str | None = None
+    resumed: bool = False  # the first chunk after the stream was resumed (RetryPolicy.resume)
 
     @property
     def truncated(self) -> bool:
@@ -251,6 +252,7 @@ class ChatResult:
     raw: dict[str, Any] = field(default_factory=dict)
     remote_model: str | None = None
     remote_host: str | None = None
+    resumes: int = 0  # how many times the stream was resumed after a failure (RetryPolicy.resume)
 
     @property
     def truncated(self) -> bool:

@@ -148,6 +148,7 @@ def check_migrating(out: str, fake: FakeOllama, other: FakeOllama) -> None:
 
 def check_errors(out: str, fake: FakeOllama, other: FakeOllama) -> None:
     assert "You said: Hi" in out and "missing: not-pulled-yet" in out
+    assert "A story that survives its connection.\n" in out  # resumed, each word once
 
 
 def check_application(out: str, fake: FakeOllama, other: FakeOllama) -> None:

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._prefill import CONTINUING_RENDERERS, TRIMMING_RENDERERS
 from ._gojson import dumps, go_quote
-from ._store import CONTINUING_RENDERERS, TRIMMING_RENDERERS, _ModelInfo
+from ._store import _ModelInfo
 
 # api.Options by Go kind (Runner's fields included); other keys are ignored, as by Ollama
 _INTEGER = frozenset({"num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx",
@@ -93,8 +94,9 @@ def plan_prefill(info: _ModelInfo, native: bool, thinking: bool,
     """Native: continued verbatim (thinking dropped) only with thinking off, else llama-server's
     400. Harmony: `final` channel with content, `analysis` with only thinking. Renderers that
     continue do (qwen3.5 and laguna trim the content first; a thinking-only partial is a closed
-    think block there); other renderers answer afresh. Go templates here continue, as qwen3's
-    (`$last`) does."""
+    think block there); other renderers answer afresh. Go templates continue when they leave the
+    last message open, as qwen3's (`$last`) does; `.Messages` templates without `$last` close
+    every turn and answer afresh."""
     if not messages or messages[-1].get("role") != "assistant":
         return Prefill()
     last = messages[-1]
@@ -115,4 +117,6 @@ def plan_prefill(info: _ModelInfo, native: bool, thinking: bool,
             return Prefill()
         if info.renderer in TRIMMING_RENDERERS:
             return Prefill(content=content.strip()) if content or partial_thinking else Prefill()
+    elif ".Messages" in info.template and "$last" not in info.template:
+        return Prefill()  # the template closes every turn (chatml, llama3-instruct): afresh
     return Prefill(content=content) if content else Prefill()

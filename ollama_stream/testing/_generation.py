@@ -4,10 +4,12 @@ or as one object), and `/api/embed`'s deterministic vectors."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from . import _names
@@ -149,6 +151,8 @@ class _GenerationRoutes(_Wire):
             if answer is not None:
                 return answer
             self._use(stored, body)
+            if turn.prefill is not None or turn.prefill_thinking is not None:
+                reply = _without_calls_made(reply, messages[-1])
             lines = chat_lines(turn, reply, self._calls(reply, turn), count)
         if body.get("stream") is False:
             return await self._unstreamed(request, lines, reply,
@@ -264,3 +268,17 @@ class _GenerationRoutes(_Wire):
                       "total_duration": max(time.perf_counter_ns() - started, 1000),
                       "load_duration": max(loaded - started, 1),
                       "prompt_eval_count": sum(min(n, limit) for n in tokens)})
+
+
+def _without_calls_made(reply: FakeReply, prefill: Mapping[str, Any]) -> FakeReply:
+    """A continued message already holds some tool calls: the model goes on after them, and does
+    not make them again."""
+    made = [call.get("function") for call in prefill.get("tool_calls") or ()
+            if isinstance(call, Mapping)]
+    said = {(f.get("name"), orjson.dumps(f.get("arguments") or {}))
+            for f in made if isinstance(f, Mapping)}
+    calls = [call for call in reply.tool_calls
+             if (call.name, orjson.dumps(call.arguments)) not in said]
+    if len(calls) == len(reply.tool_calls):
+        return reply
+    return dataclasses.replace(reply, tool_calls=calls)

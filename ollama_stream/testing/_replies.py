@@ -111,6 +111,15 @@ def _continuation(text: str, partial: str | None) -> str:
     return text
 
 
+def _raw_continuation(prompt: str, text: str) -> str:
+    """A raw prompt is the model's own text: one that ends with the beginning of `text` (a reply
+    resumed by appending its partial to the prompt) gets the rest of it."""
+    for size in range(len(text), 0, -1):
+        if prompt.endswith(text[:size]):
+            return text[size:]
+    return text
+
+
 def prompt_tokens(texts: Sequence[str]) -> int:
     return sum(len(split_tokens(text)) for text in texts) + 10
 
@@ -169,11 +178,12 @@ def generate_lines(turn: Turn, reply: FakeReply, request: Mapping[str, Any],
         lines.append(chunk("", "<think>"))
         lines += [chunk("", token, thinking=token) for token in split_tokens(thinking)]
         lines += [chunk("", "</think>"), chunk("", "\n\n")]
-    lines += [chunk(token, token) for token in split_tokens(reply.content)]
+    prompt = str(request.get("prompt") or "")
+    content = _raw_continuation(prompt, reply.content) if request.get("raw") else reply.content
+    lines += [chunk(token, token) for token in split_tokens(content)]
     if reply.error is not None:
         lines.append({"error": reply.error})
         return lines
-    prompt = str(request.get("prompt") or "")
     final: dict[str, Any] = {"model": turn.model, "created_at": None, "response": "",
                              "done": True, "done_reason": reply.done_reason}
     if not request.get("raw"):

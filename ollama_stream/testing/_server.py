@@ -11,7 +11,7 @@ import socket
 import ssl as ssl_module
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -113,10 +113,11 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes, _WebRoutes):
         *,
         tool_calls_on_done: bool = False,
         error: str | None = None,
-        drop_after: int | None = None,
+        drop_after: int | Sequence[int] | None = None,
         stall_after: int | None = None,
         chunk_delay: float | None = None,
         error_status: int = 500,
+        cut_at: int | Sequence[int] | None = None,
     ) -> None:
         """Set what the next `/api/chat` (or `/api/generate`) generates: thinking tokens (shown
         only when thinking is on: a thinking model, `think` not false), then content tokens, then
@@ -127,14 +128,27 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes, _WebRoutes):
         Faults: `error` replaces the final chunk; before any output (no thinking, content or
         tool calls shown) it is a real HTTP status, `error_status` (500 by default; 429, 503, ...),
         after output a last `{"error"}` line under 200. `drop_after=N` closes the connection after
-        N lines; `stall_after=N` stops writing after N lines and keeps the connection open. They
-        apply to `stream: false` too: an error is its status, a drop closes without an answer, a
-        stall never answers. `/api/generate` streams `content` as `response` and puts tool calls
-        on its final chunk. Loading requests (no messages, no prompt) leave the queue alone."""
+        N lines; `cut_at=B` closes it after B bytes of the body (inside a line, a token, a UTF-8
+        character); `stall_after=N` stops writing after N lines and keeps the connection open.
+        They apply to `stream: false` too: an error is its status, a drop closes without an
+        answer, a stall never answers. A sequence of drops (`drop_after=[3, 5]`, `cut_at=[...]`)
+        scripts as many requests: the reply is cut at each in turn (each count within that
+        request's own stream, such as the continuation of a resumed one), then served whole.
+        `/api/generate` streams `content` as `response` and puts tool calls on its final chunk.
+        Loading requests (no messages, no prompt) leave the queue alone."""
         calls = [_as_tool_call(call) for call in (tool_calls or ())]
-        self._replies.append(FakeReply(content, thinking, calls, done_reason, tool_calls_on_done,
-                                       error, drop_after, stall_after, chunk_delay,
-                                       error_status=error_status))
+        if drop_after is not None and cut_at is not None:
+            raise ValueError("queue_reply: drop_after and cut_at together; give one of them")
+        drops = _counts("drop_after", drop_after)
+        cuts = _counts("cut_at", cut_at)
+        faults: list[tuple[int | None, int | None]] = [(n, None) for n in drops]
+        faults += [(None, n) for n in cuts]
+        if not isinstance(drop_after if drops else cut_at, int):
+            faults.append((None, None))  # none, or a sequence: after its cuts, served whole
+        for drop, cut in faults:
+            self._replies.append(FakeReply(content, thinking, calls, done_reason,
+                                           tool_calls_on_done, error, drop, stall_after,
+                                           chunk_delay, error_status=error_status, cut_at=cut))
 
     def queue_error(self, status: int, error: str | None = None, *, body: bytes | None = None,
                     content_type: str = "application/json",
@@ -338,3 +352,14 @@ def _is_ipv6(host: str) -> bool:
         return ipaddress.ip_address(host).version == 6
     except ValueError:
         return False
+
+
+def _counts(name: str, value: int | Sequence[int] | None) -> list[int]:
+    """A fault's counts: none, one, or a sequence of them (one per request)."""
+    if value is None:
+        return []
+    counts = [value] if isinstance(value, int) else list(value)
+    if not counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in counts):
+        raise ValueError(f"queue_reply: {name} must be a count >= 0 or a sequence of them, "
+                         f"got {value!r}")
+    return counts

@@ -38,6 +38,7 @@ class FakeReply:
     headers: dict[str, str] = field(default_factory=dict)
     # the status of an `error` met before any output (after output it is a last line, under 200)
     error_status: int = 500
+    cut_at: int | None = None  # close the connection after this many bytes of the body
 
 
 @dataclass

@@ -23,11 +23,6 @@ FAKE_VERSION = "0.33.0"  # the Ollama the fake emulates
 CAPABILITIES = ("completion", "tools", "insert", "vision", "audio", "embedding", "thinking",
                 "image")
 _TOKEN = re.compile(r"\S+\s*|\s+")
-# renderers that continue a trailing assistant message; qwen3.5 and laguna trim it first
-CONTINUING_RENDERERS = frozenset({"qwen3-coder", "qwen3-vl-instruct", "qwen3-vl-thinking",
-                                  "qwen3.5", "olmo3", "olmo3-think", "lfm2", "lfm2-thinking",
-                                  "cohere", "laguna"})
-TRIMMING_RENDERERS = frozenset({"qwen3.5", "laguna"})
 
 
 def split_tokens(text: str) -> list[str]:

@@ -107,9 +107,10 @@ class _Wire(_FakeState):
         started = time.perf_counter_ns() if started is None else started
         delay = self.chunk_delay if reply.chunk_delay is None else reply.chunk_delay
         response: web.StreamResponse | None = None
+        written = 0  # bytes of the body so far, for `cut_at`
         try:
             for n, line in enumerate(lines):
-                if n == reply.drop_after:
+                if n == reply.drop_after or (reply.cut_at == 0 and response is None):
                     assert request.transport is not None
                     request.transport.close()
                     return response or web.StreamResponse()
@@ -128,6 +129,13 @@ class _Wire(_FakeState):
                     response = _GoStream(headers={"Content-Type": NDJSON})
                     await response.prepare(request)
                 data = _stamp(line, started) + b"\n"
+                if reply.cut_at is not None and written + len(data) > reply.cut_at:
+                    if reply.cut_at > written:  # the line's first bytes, then the cut
+                        await response.write(data[:reply.cut_at - written])
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
+                written += len(data)
                 if last:  # the last chunk and the end of the body in one write
                     await response.write_eof(data)
                     return response
@@ -152,7 +160,7 @@ class _Wire(_FakeState):
         delay = self.chunk_delay if reply.chunk_delay is None else reply.chunk_delay
         try:
             for n, line in enumerate(lines):
-                if n == reply.drop_after:
+                if n == reply.drop_after or reply.cut_at is not None:  # closed without an answer
                     assert request.transport is not None
                     request.transport.close()
                     return web.StreamResponse()
