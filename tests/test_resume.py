@@ -348,3 +348,13 @@ def test_a_partial_with_nothing_in_it_is_the_same_request_again() -> None:
     body = {"model": "m", "messages": USER, "think": True}
     plan = chat_continuation(body, Message("assistant", ""), ChatPath(False, why="no"))
     assert not isinstance(plan, str) and orjson.loads(plan.body) == body
+
+
+async def test_a_retry_after_a_first_line_cut_short_starts_a_clean_line(fake: FakeOllama) -> None:
+    # without resume too: the bytes of the cut line must not be joined to the next attempt's
+    fake.queue_reply(content="whole again", cut_at=[25])
+    retry = RetryPolicy(base_delay=0.0, jitter=0.0)
+    async with AsyncOllama(fake.url, retry=retry) as client:
+        result = await client.chat("qwen3", USER, think=False).result()
+    assert result.message.content == "whole again" and result.resumes == 0
+    assert len(fake.requests) == 2
