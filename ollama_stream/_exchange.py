@@ -57,11 +57,12 @@ class Exchange:
     `body` is bytes, or a zero-argument callable giving a fresh body for each attempt. With
     `backend` set, the chunks come from that ChatBackend (given `request`) instead of the server.
     `num_ctx`, the window the request asked for, sizes errors and the prompt-truncation check.
+    `output` is set by the client on a request with `format=`.
     """
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
-                 "method", "model", "num_ctx", "parse", "path", "request", "response", "retry",
-                 "rng", "sleep", "timeouts", "transport", "url", "watchdog")
+                 "method", "model", "num_ctx", "output", "parse", "path", "request", "response",
+                 "retry", "rng", "sleep", "timeouts", "transport", "url", "watchdog")
 
     def __init__(self, transport: _Wire, path: str, body: Any, model: str | None, *,
                  timeouts: Timeouts, retry: RetryPolicy, max_line_bytes: int,
@@ -91,6 +92,8 @@ class Exchange:
         self.failures: list[str] = []
         self.finished = False
         self.error: BaseException | None = None
+        # a chat or generate with `format=`: its `_outputs.Structured` (parsed, objects, repair)
+        self.output: Any = None
 
     @property
     def what(self) -> str:

@@ -1,7 +1,8 @@
 """The streamed replies (ChatStream, GenerateStream, ProgressStream) and the two read loops behind
 them: one over an aiohttp response, one over a ChatBackend. Both retry only through
 `_retry.first_success`, before the first chunk; after that, every failure is a typed error carrying
-`.partial`.
+`.partial`. With `format=`, chat and generate streams also give `parsed()` and `objects()`, and
+`result()` makes the re-asks of `repair=N` (`_outputs.py`; never in the read loop).
 
 Rules of the native read loop (`_stream_chunks`), the hot path:
 1. One async generator from bytes to typed chunks: per chunk one parse, one add, one yield, and
@@ -47,6 +48,7 @@ C = TypeVar("C")
 R = TypeVar("R")
 T = TypeVar("T")
 S = TypeVar("S", bound="_Stream[Any, Any]")
+RR = TypeVar("RR", bound="ChatResult | GenerateResult")
 # After `done`: how long to wait for the end of the body, so that the connection can be reused;
 # Ollama ends it at once, and a body that does not end promptly costs a new connection, no more.
 _DRAIN_SECONDS = 0.1
@@ -113,7 +115,16 @@ class _Stream(Generic[C, R]):
         return getattr(self._exchange.acc, "done_reason", None) == "length"
 
     async def result(self) -> R:
-        """Read what is left of the stream and return the finished value."""
+        """Read what is left of the stream and return the finished value (with `format=` and
+        `repair=N`, the reply that fits, re-asked for up to N times)."""
+        result = await self._result()
+        if self._exchange.output is not None:  # format=: see _outputs
+            from ._outputs import settle
+
+            result = await settle(self, result)
+        return result
+
+    async def _result(self) -> R:
         exchange = self._exchange
         if not exchange.finished:
             async for _ in self:
@@ -127,6 +138,10 @@ class _Stream(Generic[C, R]):
             f"this {type(self).__name__} was closed before its final chunk, after "
             f"{exchange.acc.chunks} chunks (its response is closed, so the server stopped): "
             f"{self._left_hint}")
+
+    def _restart(self, exchange: Exchange) -> None:
+        """Read a new request's reply from now on (a repair's re-ask)."""
+        self._exchange, self._gen, self._loose = exchange, None, None
 
     async def aclose(self) -> None:
         """Stop the stream and close its HTTP response (the server stops generating). Idempotent."""
@@ -162,7 +177,32 @@ class _Stream(Generic[C, R]):
         return f"<{type(self).__name__} {about} {state}>"
 
 
-class ChatStream(_Stream[ChatChunk, ChatResult]):
+class _ReplyStream(_Stream[C, RR]):
+    """A chat or generate reply: with `format=`, `parsed()` and `objects()` too."""
+
+    __slots__ = ()
+    _text = "content"  # the field of a chunk that holds the reply's text
+
+    async def parsed(self) -> Any:
+        """`(await self.result()).parsed`: the reply as the `format=` type (after the repairs
+        of `repair=N`); StructuredOutputError when it does not fit."""
+        return (await self.result()).parsed
+
+    def objects(self) -> AsyncIterator[Any]:
+        """Yield the JSON value parsed so far each time the reply grows into a new one (dicts and
+        lists: strings may be partial, fields not begun absent), then the final value as
+        `parsed()` gives it. Needs jiter (`pip install 'ollama-stream[structured]'`) or pydantic;
+        leaving its loop early closes the response."""
+        from ._outputs import objects
+        from .structured import PartialJSON
+
+        if self._exchange.output is None:
+            raise ValueError("objects() needs a request made with format= (a type, 'json' or a "
+                             "JSON Schema dict)")
+        return _held_by_caller(objects(self, self._text, PartialJSON()), self)
+
+
+class ChatStream(_ReplyStream[ChatChunk, ChatResult]):
     """A streamed `/api/chat` reply: ChatChunks; `.message` is the assistant message accumulated so
     far, `await .result()` gives the ChatResult, `.text()` yields only content deltas."""
 
@@ -179,18 +219,19 @@ class ChatStream(_Stream[ChatChunk, ChatResult]):
     def text(self) -> AsyncIterator[str]:
         """Yield only the content deltas (thinking and tool calls are still accumulated); leaving
         its loop early closes the response, as with the stream itself."""
-        return _held_by_caller(_content_of(self), self._exchange)
+        return _held_by_caller(_content_of(self), self)
 
 
-class GenerateStream(_Stream["GenerateChunk", "GenerateResult"]):
+class GenerateStream(_ReplyStream["GenerateChunk", "GenerateResult"]):
     """A streamed `/api/generate` reply: GenerateChunks; `await .result()` gives the GenerateResult
     (with the `context` of the final chunk), `.text()` yields only response deltas."""
 
     __slots__ = ()
+    _text = "response"
 
     def text(self) -> AsyncIterator[str]:
         """Yield only the response deltas; leaving its loop early closes the response."""
-        return _held_by_caller(_response_of(self), self._exchange)
+        return _held_by_caller(_response_of(self), self)
 
 
 class ProgressStream(_Stream["Progress", str]):
@@ -211,9 +252,11 @@ def _left(exchange: Exchange, _: object) -> None:
         exchange.close_response()
 
 
-def _held_by_caller(gen: AsyncGenerator[T, None], exchange: Exchange) -> AsyncGenerator[T, None]:
-    """Close the exchange's response as soon as the caller drops `gen` (a `break` out of it)."""
-    weakref.finalize(gen, _left, exchange, None).atexit = False
+def _held_by_caller(gen: AsyncGenerator[T, None], stream: _Stream[Any, Any]
+                    ) -> AsyncGenerator[T, None]:
+    """Close the response `stream` reads (a repair's, after one) as soon as the caller drops
+    `gen` (a `break` out of it)."""
+    weakref.finalize(gen, lambda: _left(stream._exchange, None)).atexit = False
     return gen
 
 
