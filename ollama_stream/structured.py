@@ -12,7 +12,7 @@ the partial JSON value of content that is still streaming.
   be built as the type. pydantic models validate with their own `model_validate_json`.
 - `PartialJSON`: the value of a growing JSON text, parsed by jiter's partial mode (or
   pydantic_core's, when jiter is not installed) only when a chunk may show something new, and
-  at most once per 1/16 of growth past 1 KiB, so the parsing of a whole reply stays linear.
+  at most once per 1/64 of growth past 1 KiB, so the parsing of a whole reply stays linear.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _INSTALL = ("stream.objects() needs an incremental JSON parser and found none: p
             "'ollama-stream[structured]' (it adds jiter), or pip install -U pydantic (a "
             "pydantic_core whose from_json takes allow_partial='trailing-strings' has one)")
 _SMALL = 1024  # characters: up to here, every chunk that may change the value is parsed
-_GROWTH = 4  # past _SMALL, parse again once the text has grown by 1/2**_GROWTH of its length
+_GROWTH = 6  # past _SMALL, parse again once the text has grown by 1/2**_GROWTH of its length
 _MAX_REF_DEPTH = 64  # a recursive schema is checked this deep, and taken as it is below
 _SHOWN_ERRORS = 5  # in an error's message; `.errors` has them all
 _NOT_JSON_HINT = (
@@ -267,8 +267,8 @@ class PartialJSON:
 
     A chunk is parsed only when it can show something new: not when it is blank, nor when it
     ends in a digit (a number there may go on, and its prefix would be a wrong value). Past
-    _SMALL characters the text is parsed again only once it has grown by 1/16 of its length, so
-    the parsing of a reply of n characters costs O(n) in all (about 17 n plus a constant), however
+    _SMALL characters the text is parsed again only once it has grown by 1/64 of its length, so
+    the parsing of a reply of n characters costs O(n) in all (about 65 n plus a constant), however
     small its chunks. Strings may be partial; keys and values not yet begun are absent."""
 
     __slots__ = ("_last", "_parse", "_parsed_at", "_parts", "_size")

@@ -132,8 +132,9 @@ def test_parsing_stays_linear_in_the_content() -> None:
         token = '"ab", '
         for _ in range(size // len(token)):
             partial.feed(token)
-        # at most ~17 characters parsed per character of content, plus the first KiB's share
-        assert parsed[0] <= 17 * size + 1024 * 1024 // len(token), (size, parsed[0])
+        # at most ~65 characters parsed per character of content, plus the first KiB's share
+        assert parsed[0] <= 65 * size + 1024 * 1024 // len(token), (size, parsed[0])
+        assert parsed[0] > 20 * size  # and not much less: the values keep coming
 
 
 def test_jiter_is_preferred_and_pydantic_core_stands_in(monkeypatch: pytest.MonkeyPatch) -> None:
