@@ -181,14 +181,8 @@ class AsyncOllama:
 
             tools = tool_schemas(tools)
         output = None
-        if format is not None:
-            from .structured import resolve_format
-
-            output = resolve_format(format)
-            format = output.wire
-        elif repair:
-            raise ValueError(f"repair={repair!r} needs format= (a type, 'json' or a JSON Schema "
-                             "dict): it re-asks for a reply that does not fit the format")
+        if format is not None or repair:
+            output, format = _output_of(format, repair)
         body = build_chat_request(model, messages, think=think, tools=tools, format=format,
                                   options=options, keep_alive=keep_alive, logprobs=logprobs,
                                   top_logprobs=top_logprobs, truncate=truncate, shift=shift)
@@ -316,14 +310,8 @@ class AsyncOllama:
         from .endpoints import GenerateAccumulator, build_generate_request, parse_generate_chunk
 
         output = None
-        if format is not None:
-            from .structured import resolve_format
-
-            output = resolve_format(format)
-            format = output.wire
-        elif repair:
-            raise ValueError(f"repair={repair!r} needs format= (a type, 'json' or a JSON Schema "
-                             "dict): it re-asks for a reply that does not fit the format")
+        if format is not None or repair:
+            output, format = _output_of(format, repair)
         body = build_generate_request(model, prompt, suffix=suffix, system=system,
                                       template=template, context=context, raw=raw, images=images,
                                       format=format, options=options, keep_alive=keep_alive,
@@ -640,6 +628,18 @@ class NativeBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _output_of(format: object, repair: object) -> tuple[Any, Any]:
+    """A call's `format=` resolved (`structured.py`: a type becomes its schema) and what is sent
+    for it; `repair` without a format is refused."""
+    if format is None:
+        raise ValueError(f"repair={repair!r} needs format= (a type, 'json' or a JSON Schema "
+                         "dict): it re-asks for a reply that does not fit the format")
+    from .structured import resolve_format
+
+    output = resolve_format(format)
+    return output, output.wire
 
 
 def _num_ctx(options: Mapping[str, Any] | None) -> int | None:

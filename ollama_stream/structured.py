@@ -40,9 +40,9 @@ _GROWTH = 6  # past _SMALL, parse again once the text has grown by 1/2**_GROWTH 
 _MAX_REF_DEPTH = 64  # a recursive schema is checked this deep, and taken as it is below
 _SHOWN_ERRORS = 5  # in an error's message; `.errors` has them all
 _NOT_JSON_HINT = (
-    "The model wrote no JSON: it may have ignored `format` (Ollama before v0.21.1 did with "
-    "think=False on some thinking models, such as qwen3.5 and gemma4: ollama/ollama#14645). "
-    "Upgrade Ollama or leave thinking on, or pass repair=N to re-ask the model")
+    "The model wrote no JSON: it may have ignored `format` (Ollama v0.12.4 to v0.21.0 did with "
+    "think=False on thinking models such as qwen3.5 and gemma4: ollama/ollama#14645). Upgrade "
+    "Ollama or leave thinking on, or pass repair=N to re-ask the model")
 
 
 class OutputFormat:
@@ -112,6 +112,8 @@ class OutputFormat:
                     "for less")
         elif errors and errors[0][1].startswith("is not JSON"):
             hint = _NOT_JSON_HINT
+        elif repairs:
+            hint = "Allow more repairs, or ask differently; .content holds the last answer"
         else:
             hint = ("Pass repair=N to re-ask the model with these errors; .content holds the "
                     "text")
@@ -133,8 +135,8 @@ def resolve_format(format: object) -> OutputFormat:
     if isinstance(format, dict):
         return OutputFormat("schema", format, inline_refs(format), None, "the JSON Schema")
     if _is_pydantic_model(format):
-        schema = format.model_json_schema()  # type: ignore[attr-defined]
-        return OutputFormat("pydantic", schema, None, format, format.__name__)  # type: ignore[attr-defined]
+        model: Any = format
+        return OutputFormat("pydantic", model.model_json_schema(), None, model, model.__name__)
     if hasattr(format, "model_json_schema") and not isinstance(format, type):
         name = type(format).__name__
         raise TypeError(f"format={name}(...) is a pydantic model instance: pass the class, "

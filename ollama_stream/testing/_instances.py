@@ -18,9 +18,10 @@ __all__ = ["instance_of", "structured_content"]
 _STOP = 12  # nesting from where only what is required is filled in (so recursive schemas end)
 _MAX_DEPTH = 48  # where a $ref is no longer followed
 _FORMATS = {"date-time": "2024-05-06T07:08:09Z", "date": "2024-05-06", "time": "07:08:09",
-            "email": "ada@example.com", "uri": "https://example.com/", "url": "https://example.com/",
-            "uuid": "12345678-1234-5678-1234-567812345678", "ipv4": "192.0.2.1",
-            "ipv6": "2001:db8::1", "hostname": "example.com", "duration": "P1D"}
+            "email": "ada@example.com", "uri": "https://example.com/",
+            "url": "https://example.com/", "uuid": "12345678-1234-5678-1234-567812345678",
+            "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "hostname": "example.com",
+            "duration": "P1D"}
 
 
 def structured_content(format: object, said: str) -> str:
