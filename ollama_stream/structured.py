@@ -159,9 +159,11 @@ def type_name(annotation: Any) -> str:
     """An annotation as it is written: `Person`, `list[Person]`, `Literal['a', 'b']`."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is None:
+        if annotation is None or annotation is type(None):
+            return "None"
         if isinstance(annotation, type):  # Outer.Inner, a class in a function without <locals>
             return annotation.__qualname__.rpartition("<locals>.")[2]
-        return "None" if annotation is None else repr(annotation)
+        return repr(annotation)
     if origin is typing.Literal:
         return f"Literal[{', '.join(map(repr, args))}]"
     if origin is typing.Annotated:

@@ -206,9 +206,10 @@ def test_format_schema_sends_the_files_schema(fake: FakeOllama, tmp_path: Any) -
 
 
 @pytest.mark.parametrize(("content", "args", "error"), [
-    (None, ["--format", "json"], "--format and --format-schema each set the format"),
+    ("{}", ["--format", "json"], "--format and --format-schema each set the format"),
     ("[1, 2]", [], "holds a JSON list, not a JSON Schema object"),
     ("{nope", [], "is not JSON"),
+    (None, [], "--format-schema: cannot read"),
 ])
 def test_format_schema_mistakes_are_usage_errors(fake: FakeOllama, tmp_path: Any,
                                                  content: str | None, args: list[str],
@@ -216,12 +217,8 @@ def test_format_schema_mistakes_are_usage_errors(fake: FakeOllama, tmp_path: Any
     path = tmp_path / "schema.json"
     if content is not None:
         path.write_text(content)
-    else:
-        path.write_text("{}")
     result = chat(fake, "--format-schema", str(path), *args, "Where?")
     assert result.returncode == 2 and error in result.stderr and "Traceback" not in result.stderr
-    missing = chat(fake, "--format-schema", str(tmp_path / "absent.json"), "Where?")
-    assert missing.returncode == 2 and "--format-schema: cannot read" in missing.stderr
     assert fake.requests == []
 
 

@@ -143,6 +143,23 @@ async def test_pydantic_round_trip_and_its_own_validation(fake: FakeOllama,
     assert path == "$.pets[0].born" and "date" in message and "got 'soon'" in message
     with pytest.raises(TypeError, match=r"format=Owner\(\.\.\.\) is a pydantic model instance"):
         client.chat("qwen3", USER, format=owner)
+    # partial values are dicts (a model cannot hold missing required fields), the last a model
+    values = [value async for value in client.chat("qwen3", USER, format=Owner).objects()]
+    assert all(type(value) is dict for value in values[:-1]) and isinstance(values[-1], Owner)
+
+
+def test_types_are_named_as_they_are_written() -> None:
+    from typing import Annotated, Optional
+
+    from ollama_stream.structured import type_name
+
+    assert type_name(Person) == "Person"
+    assert type_name(list[Address] | None) == "list[Address] | None"
+    assert type_name(Optional[int]) == "int | None"  # noqa: UP045 - the old spelling, on purpose
+    assert type_name(dict[str, list[int]]) == "dict[str, list[int]]"
+    assert type_name(tuple[int, ...]) == "tuple[int, ...]"
+    assert type_name(Annotated[Mood, "how"]) == "Mood"
+    assert type_name(Literal[1, "a"]) == "Literal[1, 'a']"
 
 
 # -- what does not fit -----------------------------------------------------------------------------
