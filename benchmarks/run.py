@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from benchmarks.structured import objects_cost, report_lines, target_row
+
 ROOT = Path(__file__).resolve().parent.parent
 CHUNKS = 2000
 BATCHED = "batched replies"
@@ -256,10 +258,11 @@ def main() -> None:
         imports["litellm"] = import_time("import litellm", 3)
     added = import_added("import ollama_stream", "import aiohttp, orjson", 7)
     decoder = decoder_ratio(40)
+    structured = objects_cost(2 if args.quick else 7)
     profile = subprocess.run([sys.executable, "-m", "benchmarks.profile_hot_path"], env=ENV,
                              capture_output=True, text=True, check=True, cwd=ROOT).stdout
     Path(args.out).write_text(report(results, scenarios, clients, cold, imports, added, decoder,
-                                     args.quick, profile))
+                                     args.quick, profile, structured))
     print(f"wrote {args.out}")
 
 
@@ -287,7 +290,8 @@ def machine() -> str:
 
 def report(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple[str, int, int]],
            clients: list[str], cold: dict[str, float], imports: dict[str, float], added: float,
-           decoder: dict[str, float], quick: bool, profile: str = "") -> str:
+           decoder: dict[str, float], quick: bool, profile: str = "",
+           structured: dict[str, Any] | None = None) -> str:
     lines = ["# Benchmarks", "",
              "Produced by `python -m benchmarks.run`" + (" --quick" if quick else "")
              + " (the table below is its output; nothing here is typed by hand).", "",
@@ -366,7 +370,11 @@ def report(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple
               f"| {decoder['ours_whole']:.3f} | {decoder['ratio_whole']:.2f} |",
               f"| one line per feed | {decoder['bare_lines']:.3f} | {decoder['ours_lines']:.3f} | "
               f"{decoder['ratio_lines']:.2f} |", ""]
+    if structured is not None:
+        lines += report_lines(structured)
     lines += targets(results, scenarios, cold, added, decoder)
+    if structured is not None:
+        lines.append(target_row(structured))
     lines += ["", *analysis(results, [name for name, _, _ in scenarios], profile)]
     return "\n".join(lines) + "\n"
 

@@ -27,6 +27,7 @@ from .errors import (
     ResponseError,
     StreamError,
     StreamInterrupted,
+    StructuredOutputError,
     ToolError,
     UnauthorizedError,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "StatusResult",
     "StreamError",
     "StreamInterrupted",
+    "StructuredOutputError",
     "SyncChatStream",
     "SyncGenerateStream",
     "SyncProgressStream",

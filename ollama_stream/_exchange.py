@@ -64,11 +64,13 @@ class Exchange:
     `body` is bytes, or a zero-argument callable giving a fresh body for each attempt. With
     `backend` set, the chunks come from that ChatBackend (given `request`) instead of the server.
     `num_ctx`, the window the request asked for, sizes errors and the prompt-truncation check.
+    `output` is set by the client on a request with `format=`.
     """
 
     __slots__ = ("acc", "attempts", "backend", "body", "decoder", "error", "failures", "finished",
-                 "method", "model", "num_ctx", "parse", "path", "request", "response", "resume",
-                 "retry", "rng", "sleep", "timeouts", "transport", "url", "watch", "watchdog")
+                 "method", "model", "num_ctx", "output", "parse", "path", "request", "response",
+                 "resume", "retry", "rng", "sleep", "timeouts", "transport", "url", "watch",
+                 "watchdog")
 
     def __init__(self, transport: _Wire, path: str, body: Any, model: str | None, *,
                  timeouts: Timeouts, retry: RetryPolicy, max_line_bytes: int,
@@ -103,6 +105,8 @@ class Exchange:
         self.failures: list[str] = []
         self.finished = False
         self.error: BaseException | None = None
+        # a chat or generate with `format=`: its `_outputs.Structured` (parsed, objects, repair)
+        self.output: Any = None
 
     @property
     def what(self) -> str:
@@ -131,6 +135,19 @@ class Exchange:
             error.args = (f"{error.message} (gave up after {self.attempts} attempts: "
                           f"{', '.join(self.failures)})",)
         return error
+
+    def report_end(self) -> None:
+        """Tell the watch how the stream ended: finished, failed, or left by the caller."""
+        watch, acc = self.watch, self.acc
+        assert watch is not None
+        if acc.done:
+            message = acc.message
+            watch.finished(self.attempts, acc.chunks, getattr(acc, "done_reason", None),
+                           getattr(acc, "metrics", None), getattr(acc, "model", None) or None,
+                           message.content if message is not None else None)
+        else:
+            watch.failed(self.attempts, self.error, acc.chunks,
+                         abandoned=self.error is None)
 
     def fresh_decoder(self) -> None:
         """A new decoder for the next attempt: the bytes of a line cut short by a failed one must

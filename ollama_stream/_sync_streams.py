@@ -189,7 +189,22 @@ class _SyncStream(_SyncIterator[C], Generic[C, R]):
         return bool(self._stream.done)
 
 
-class SyncChatStream(_SyncStream[ChatChunk, ChatResult]):
+class _SyncReplyStream(_SyncStream[C, R]):
+    """A blocking chat or generate stream: with `format=`, `parsed()` and `objects()` too, the
+    async stream's own, run in the loop thread."""
+
+    def parsed(self) -> Any:
+        """The reply as the `format=` type (after the re-asks of `repair=N`), as
+        `ChatStream.parsed`; StructuredOutputError when it does not fit."""
+        return getattr(self.result(), "parsed")  # noqa: B009 - R is ChatResult or GenerateResult
+
+    def objects(self) -> _SyncIterator[Any]:
+        """`for value in stream.objects()`: the partial values, then the final one, as
+        `ChatStream.objects` yields them; leaving the loop early closes the response."""
+        return _SyncIterator(self._client, self._stream.objects(), self._stream.aclose)
+
+
+class SyncChatStream(_SyncReplyStream[ChatChunk, ChatResult]):
     """`for chunk in client.chat(...)`: ChatChunks as they arrive; `.message`, `.result()`,
     `.text()`."""
 
@@ -206,7 +221,7 @@ class SyncChatStream(_SyncStream[ChatChunk, ChatResult]):
                 yield chunk.content
 
 
-class SyncGenerateStream(_SyncStream[GenerateChunk, GenerateResult]):
+class SyncGenerateStream(_SyncReplyStream[GenerateChunk, GenerateResult]):
     """`for chunk in client.generate(...)`: GenerateChunks as they arrive; `.result()`,
     `.text()`."""
 

@@ -210,7 +210,8 @@ class AsyncOllama:
         *,
         think: bool | str | None = None,
         tools: Sequence[Any] | None = None,
-        format: str | dict[str, Any] | None = None,
+        format: str | dict[str, Any] | type[Any] | Any | None = None,
+        repair: int = 0,
         options: dict[str, Any] | None = None,
         keep_alive: float | str | None = None,
         logprobs: bool | None = None,
@@ -223,7 +224,11 @@ class AsyncOllama:
         """Stream a chat reply from `POST /api/chat`. Arguments are checked now; nothing is sent
         until the returned ChatStream is iterated. An argument left as None is not sent (the
         server's default holds). `tools` takes Python functions, `Tool`s, or schema dicts (sent
-        unchanged). `truncate=False` makes an over-long history an error instead of dropping its
+        unchanged). `format` takes "json", a JSON Schema dict (both sent unchanged) or a type (a
+        dataclass, TypedDict, Enum, pydantic model, list[...], ...; sent as its schema): then
+        `result.parsed`, `await stream.parsed()` and `stream.objects()` give the reply as that
+        type, and `repair=N` re-asks the model up to N times with the errors of a reply that does
+        not fit. `truncate=False` makes an over-long history an error instead of dropping its
         oldest messages; `shift=False` makes running out of context an error instead of shifting
         it (both default to true on the server, v0.12.6+; a `shift` unlike the loaded model's
         reloads it). `timeouts` and `retry` replace the client's for this call only.
@@ -233,6 +238,9 @@ class AsyncOllama:
             from .tools import tool_schemas  # functions and Tools: imported only when used
 
             tools = tool_schemas(tools)
+        output = None
+        if format is not None or repair:
+            output, format = _output_of(format, repair)
         body = build_chat_request(model, messages, think=think, tools=tools, format=format,
                                   options=options, keep_alive=keep_alive, logprobs=logprobs,
                                   top_logprobs=top_logprobs, truncate=truncate, shift=shift)
@@ -240,13 +248,18 @@ class AsyncOllama:
         if self.backend is not None:
             from .backends import ChatRequest
 
-            return ChatStream(self._exchange("/api/chat", b"", model, backend=self.backend,
-                                             request=ChatRequest(model, body), num_ctx=num_ctx,
-                                             timeouts=timeouts, retry=retry))
-        data = orjson.dumps(body)
-        return ChatStream(self._exchange("/api/chat", data, model, num_ctx=num_ctx,
-                                         timeouts=timeouts, retry=retry,
-                                         resume=partial(self._continue_chat, data)))
+            exchange = self._exchange("/api/chat", b"", model, backend=self.backend,
+                                      request=ChatRequest(model, body), num_ctx=num_ctx,
+                                      timeouts=timeouts, retry=retry)
+        else:
+            data = orjson.dumps(body)
+            exchange = self._exchange("/api/chat", data, model, num_ctx=num_ctx,
+                                      timeouts=timeouts, retry=retry,
+                                      resume=partial(self._continue_chat, data))
+        if output is not None:
+            exchange.output = self._structured(output, repair, body, "/api/chat", model,
+                                               num_ctx=num_ctx, timeouts=timeouts, retry=retry)
+        return ChatStream(exchange)
 
     async def _continue_chat(self, request: bytes, exchange: Exchange) -> Continuation | str:
         """How a chat stream that failed mid-reply goes on (RetryPolicy.resume): the `request`
@@ -270,6 +283,32 @@ class AsyncOllama:
                                            f"reply ({type(exc).__name__}: {exc})")
             self._chat_paths[model] = known
         return known
+
+    def _structured(self, output: Any, repair: int, body: dict[str, Any], path: str, model: str,
+                    **per_call: Any) -> Any:
+        """What a chat or generate with `format=` needs after its reply: the format, the repair
+        budget, the body, and how to send a repair's re-ask (`_again`)."""
+        from ._outputs import Structured
+
+        return Structured(output, repair, body, partial(self._again, path, model, per_call))
+
+    def _again(self, path: str, model: str, per_call: dict[str, Any],
+               body: dict[str, Any]) -> Exchange:
+        """A repair's re-ask: the request chat() or generate() made, with a new body."""
+        data = orjson.dumps(body)
+        if path == "/api/generate":
+            from .endpoints import GenerateAccumulator, parse_generate_chunk
+
+            return self._exchange(path, data, model, parse=parse_generate_chunk,
+                                  acc=GenerateAccumulator(per_call.get("num_ctx")),
+                                  resume=partial(_continue_generate, data), **per_call)
+        if self.backend is not None:
+            from .backends import ChatRequest
+
+            return self._exchange(path, b"", model, backend=self.backend,
+                                  request=ChatRequest(model, body), **per_call)
+        return self._exchange(path, data, model, resume=partial(self._continue_chat, data),
+                              **per_call)
 
     async def load(self, model: str, *, keep_alive: float | str | None = None,
                    timeouts: Timeouts | None = None,
@@ -337,7 +376,8 @@ class AsyncOllama:
         context: Sequence[int] | None = None,
         raw: bool | None = None,
         images: Sequence[Any] | None = None,
-        format: str | dict[str, Any] | None = None,
+        format: str | dict[str, Any] | type[Any] | Any | None = None,
+        repair: int = 0,
         options: dict[str, Any] | None = None,
         keep_alive: float | str | None = None,
         think: bool | str | None = None,
@@ -351,9 +391,13 @@ class AsyncOllama:
         """Stream a completion from `POST /api/generate`. Arguments are checked now; nothing is sent
         until the stream is iterated. Images may be bytes, paths, or base64 strs; `truncate` and
         `shift` as for chat. None = not sent. Tool calls the model's built-in parser finds come in
-        the final chunk's (and the result's) `tool_calls`."""
+        the final chunk's (and the result's) `tool_calls`. `format` and `repair` as for chat (a
+        repair appends the invalid answer and its errors to the prompt)."""
         from .endpoints import GenerateAccumulator, build_generate_request, parse_generate_chunk
 
+        output = None
+        if format is not None or repair:
+            output, format = _output_of(format, repair)
         body = build_generate_request(model, prompt, suffix=suffix, system=system,
                                       template=template, context=context, raw=raw, images=images,
                                       format=format, options=options, keep_alive=keep_alive,
@@ -361,11 +405,14 @@ class AsyncOllama:
                                       truncate=truncate, shift=shift)
         num_ctx = _num_ctx(options) if options else None
         data = orjson.dumps(body)
-        return GenerateStream(self._exchange("/api/generate", data, model,
-                                             parse=parse_generate_chunk, num_ctx=num_ctx,
-                                             acc=GenerateAccumulator(num_ctx),
-                                             timeouts=timeouts, retry=retry,
-                                             resume=partial(_continue_generate, data)))
+        exchange = self._exchange("/api/generate", data, model,
+                                  parse=parse_generate_chunk, num_ctx=num_ctx,
+                                  acc=GenerateAccumulator(num_ctx), timeouts=timeouts, retry=retry,
+                                  resume=partial(_continue_generate, data))
+        if output is not None:
+            exchange.output = self._structured(output, repair, body, "/api/generate", model,
+                                               num_ctx=num_ctx, timeouts=timeouts, retry=retry)
+        return GenerateStream(exchange)
 
     def _progress(self, path: str, model: str, body: dict[str, Any],
                   **per_call: Any) -> ProgressStream:
@@ -697,6 +744,18 @@ def _answer_facts(data: bytes) -> tuple[str | None, Metrics | None]:
     except (orjson.JSONDecodeError, ProtocolError):
         pass
     return None, None
+
+
+def _output_of(format: object, repair: object) -> tuple[Any, Any]:
+    """A call's `format=` resolved (`structured.py`: a type becomes its schema) and what is sent
+    for it; `repair` without a format is refused."""
+    if format is None:
+        raise ValueError(f"repair={repair!r} needs format= (a type, 'json' or a JSON Schema "
+                         "dict): it re-asks for a reply that does not fit the format")
+    from .structured import resolve_format
+
+    output = resolve_format(format)
+    return output, output.wire
 
 
 def _num_ctx(options: Mapping[str, Any] | None) -> int | None:

@@ -28,7 +28,7 @@ from ._bodies import (  # the request side, re-exported: `ollama_stream.endpoint
 )
 from .errors import StreamError
 from .protocol import _bad_field, _parse_tool_calls, error_text, parse_metrics, prompt_overflowed
-from .types import Message, Metrics, ToolCall
+from .types import Message, Metrics, ToolCall, parsed_of
 
 __all__ = [
     "CloudStatus", "EmbedResult", "EmbeddingsResult", "GenerateAccumulator", "GenerateChunk",
@@ -74,7 +74,8 @@ class GenerateChunk:
 
 @dataclass(slots=True)
 class GenerateResult:
-    """A finished `/api/generate` reply; `raw` is the final chunk's decoded line."""
+    """A finished `/api/generate` reply; `raw` is the final chunk's decoded line. With `format=`,
+    `parsed` is the response as the type asked for, and `repairs` how many re-asks it took."""
 
     response: str
     thinking: str
@@ -89,11 +90,19 @@ class GenerateResult:
     remote_model: str | None = None
     remote_host: str | None = None
     resumes: int = 0  # how many times the stream was resumed after a failure (RetryPolicy.resume)
+    repairs: int = 0
+    _format: Any = field(default=None, init=False, repr=False, compare=False)
+    _parsed: tuple[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def truncated(self) -> bool:
         """True when the output stopped at the length limit (`done_reason == "length"`)."""
         return self.done_reason == "length"
+
+    @property
+    def parsed(self) -> Any:
+        """The response parsed and converted to the `format=` type, as `ChatResult.parsed`."""
+        return parsed_of(self, self.response)
 
 
 @dataclass(slots=True)

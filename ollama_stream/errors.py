@@ -13,7 +13,8 @@
     ├── ProtocolError            the server sent something that is not Ollama's protocol
     ├── ToolError                a tool call failed under on_error="raise"; .result
     ├── MaxRoundsError           the tool loop hit max_rounds; .messages holds the history
-    └── ReplyTruncatedError      the tool loop's answer was cut at the length limit; .result
+    ├── ReplyTruncatedError      the tool loop's answer was cut at the length limit; .result
+    └── StructuredOutputError    a reply does not fit its `format`; .content, .errors, .result
 
 PromptTruncatedWarning (a UserWarning) says the server probably cut the prompt to fit num_ctx.
 
@@ -40,6 +41,7 @@ __all__ = [
     "ResponseError",
     "StreamError",
     "StreamInterrupted",
+    "StructuredOutputError",
     "PromptTruncatedWarning",
     "ReplyTruncatedError",
     "ToolError",
@@ -188,3 +190,19 @@ class MaxRoundsError(OllamaError):
     def __init__(self, message: str, *, messages: list[Message] | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.messages = messages or []
+
+
+class StructuredOutputError(OllamaError):
+    """A reply asked for with `format=` does not fit it: its content is not JSON, or the JSON does
+    not validate against the type or schema. `.content` is the text that was parsed, `.errors` what
+    did not fit as (path, message) pairs such as `("$.age", "should be integer, got str 'x'")`,
+    `.result` the whole ChatResult (or GenerateResult). `repair=N` re-asks the model with these
+    errors."""
+
+    def __init__(self, message: str, *, content: str = "",
+                 errors: list[tuple[str, str]] | None = None, result: Any = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.content = content
+        self.errors = errors or []
+        self.result = result

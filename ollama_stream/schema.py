@@ -1,12 +1,12 @@
 """JSON Schema from Python types, and values checked against it: the one schema generator, for
-tool parameters (and, later, for structured output).
+tool parameters and for structured output (`format=` a type, see `structured.py`).
 
 `schema_for_annotation` turns an annotation (str, int, float, bool, list[T], tuple[T, ...],
 fixed-length tuples such as tuple[int, str], dict[str, T], Literal, Enum, Optional, Union,
 Annotated, dataclasses, TypedDicts) into a schema, with field descriptions read from docstrings
 (`parse_docstring`: Google, reST or NumPy style, section names in any case); `validate_arguments`
-checks a JSON value against such a schema, and `_convert` turns it back into the declared Python
-types. No I/O here.
+(and `validate_value`, the same problems as (path, message) pairs) checks a JSON value against such
+a schema, and `_convert` turns it back into the declared Python types. No I/O here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["parse_docstring", "schema_for_annotation", "validate_arguments"]
+__all__ = ["parse_docstring", "schema_for_annotation", "validate_arguments", "validate_value"]
 
 _PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 # TypedDict key qualifiers (Python 3.11+): they say whether a key is required, not what it holds.
@@ -328,71 +328,79 @@ def _same_json(a: Any, b: Any) -> bool:
 def validate_arguments(schema: Mapping[str, Any], value: Any, path: str = "arguments") -> list[str]:
     """Check a value against the parts of JSON Schema that tool calls use: type, enum, required,
     properties, additionalProperties, items, prefixItems, minItems/maxItems, anyOf/oneOf. Returns
-    the problems found (empty when it fits)."""
-    problems: list[str] = []
+    the problems found, each a sentence that starts with its path (empty when it fits)."""
+    return [f"{where} {problem}" for where, problem in validate_value(schema, value, path)]
+
+
+def validate_value(schema: Mapping[str, Any], value: Any,
+                   path: str = "$") -> list[tuple[str, str]]:
+    """`validate_arguments` with each problem as (path, what is wrong), such as
+    `("$.age", "should be integer, got str 'x'")`."""
+    problems: list[tuple[str, str]] = []
     expected = schema.get("type")
     if expected is not None:
         kinds = expected if isinstance(expected, list) else [expected]
         if not any(_JSON_TYPES.get(kind, lambda v: True)(value) for kind in kinds):
-            problems.append(f"{path} should be {' or '.join(kinds)}, "
-                            f"got {type(value).__name__} {value!r:.80}")
+            problems.append((path, f"should be {' or '.join(kinds)}, "
+                                   f"got {type(value).__name__} {value!r:.80}"))
             return problems
     if "enum" in schema and not any(_same_json(value, option) for option in schema["enum"]):
-        problems.append(f"{path} must be one of {schema['enum']!r}, got {value!r:.80}")
-    if schema.get("anyOf") and all(validate_arguments(option, value, path)
+        problems.append((path, f"must be one of {schema['enum']!r}, got {value!r:.80}"))
+    if schema.get("anyOf") and all(validate_value(option, value, path)
                                    for option in schema["anyOf"]):
-        problems.append(f"{path} matches none of the allowed shapes")
+        problems.append((path, "matches none of the allowed shapes"))
     if schema.get("oneOf"):
-        matches = sum(not validate_arguments(option, value, path) for option in schema["oneOf"])
+        matches = sum(not validate_value(option, value, path) for option in schema["oneOf"])
         if matches != 1:
-            problems.append(f"{path} must match exactly one of the allowed shapes, "
-                            f"matches {matches}")
+            problems.append((path, f"must match exactly one of the allowed shapes, "
+                                   f"matches {matches}"))
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         for name in schema.get("required") or ():
             if name not in value:
-                problems.append(f"{path} is missing the required {name!r}")
+                problems.append((path, f"is missing the required {name!r}"))
         for name, item in value.items():
             if name in properties:
-                problems.extend(validate_arguments(properties[name], item, f"{path}.{name}"))
+                problems.extend(validate_value(properties[name], item, f"{path}.{name}"))
             else:
                 extra = schema.get("additionalProperties")
                 if extra is False:
-                    problems.append(f"{path} has an unexpected {name!r}")
+                    problems.append((path, f"has an unexpected {name!r}"))
                 elif isinstance(extra, Mapping):
-                    problems.extend(validate_arguments(extra, item, f"{path}.{name}"))
+                    problems.extend(validate_value(extra, item, f"{path}.{name}"))
     if isinstance(value, list):
         problems.extend(_array_problems(schema, value, path))
     return problems
 
 
-def _array_problems(schema: Mapping[str, Any], value: list[Any], path: str) -> list[str]:
+def _array_problems(schema: Mapping[str, Any], value: list[Any],
+                    path: str) -> list[tuple[str, str]]:
     """prefixItems check the first items, one schema each; `items` the rest (all of them without
     prefixItems), and `items: false` allows no more; then minItems and maxItems."""
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     prefix = schema.get("prefixItems")
     prefix = prefix if isinstance(prefix, list) else []
     for i, (item_schema, item) in enumerate(zip(prefix, value, strict=False)):
         if isinstance(item_schema, Mapping):
-            problems.extend(validate_arguments(item_schema, item, f"{path}[{i}]"))
+            problems.extend(validate_value(item_schema, item, f"{path}[{i}]"))
     items = schema.get("items")
     if isinstance(items, Mapping):
         for i in range(len(prefix), len(value)):
-            problems.extend(validate_arguments(items, value[i], f"{path}[{i}]"))
+            problems.extend(validate_value(items, value[i], f"{path}[{i}]"))
     most = schema.get("maxItems")
     if items is False:
         most = len(prefix) if not isinstance(most, int) else min(most, len(prefix))
     least = schema.get("minItems")
     if isinstance(least, int) and len(value) < least:
-        problems.append(f"{path} should have at least {least} items, got {len(value)}")
+        problems.append((path, f"should have at least {least} items, got {len(value)}"))
     if isinstance(most, int) and len(value) > most:
-        problems.append(f"{path} should have at most {most} items, got {len(value)}")
+        problems.append((path, f"should have at most {most} items, got {len(value)}"))
     return problems
 
 
 def _convert(annotation: Any, value: Any) -> Any:
     """Turn JSON values into the Python types the function declared
-    (Enums, dataclasses, nested ones)."""
+    (Enums, dataclasses, the fields of TypedDicts, nested ones)."""
     annotation = _is_optional(annotation)[1]
     if value is None:
         return None
@@ -416,6 +424,9 @@ def _convert(annotation: Any, value: Any) -> Any:
                     and _is_optional(hints.get(f.name, Any))[0]):
                 kwargs[f.name] = None
         return annotation(**kwargs)
+    if typing.is_typeddict(annotation) and isinstance(value, dict):
+        hints = _class_hints(annotation)
+        return {k: _convert(hints.get(k, Any), v) for k, v in value.items()}
     args = typing.get_args(annotation)
     if origin in (list, Sequence, typing.Sequence) and args and isinstance(value, list):
         return [_convert(args[0], item) for item in value]

@@ -1,7 +1,9 @@
-"""The streamed replies (ChatStream, GenerateStream, ProgressStream) and the two read loops behind
-them: one over an aiohttp response, one over a ChatBackend. Both retry only through
-`_retry.first_success`, before the first chunk; after that, every failure is a typed error carrying
-`.partial`.
+"""The streamed replies (ChatStream, GenerateStream, ProgressStream) and the native read loop
+behind them, over an aiohttp response (the loop over a ChatBackend is `_backend_loop`'s). Both
+retry only through `_retry.first_success`, before the first chunk; after that, every failure is a
+typed error carrying `.partial`, unless the native stream is resumed (rule 7). With `format=`,
+chat and generate streams also give `parsed()` and `objects()`, and `result()` makes the re-asks
+of `repair=N` (`_outputs.py`; never in the read loop).
 
 Rules of the native read loop (`_stream_chunks`), the hot path:
 1. One async generator from bytes to typed chunks: per chunk one parse, one add, one yield, and
@@ -33,12 +35,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._backend_loop import backend_chunks
 from ._exchange import Exchange
 from ._http import send
 from ._http_errors import TRANSPORT_ERRORS, EarlyEOF, Response, map_error
 from ._retry import first_success, resume
-from ._watchdog import Expired
-from .errors import OllamaError, StreamInterrupted
+from .errors import OllamaError
 from .protocol import ChatAccumulator
 from .types import ChatChunk, ChatResult, Message
 
@@ -51,6 +53,7 @@ C = TypeVar("C")
 R = TypeVar("R")
 T = TypeVar("T")
 S = TypeVar("S", bound="_Stream[Any, Any]")
+RR = TypeVar("RR", bound="ChatResult | GenerateResult")
 # After `done`: how long to wait for the end of the body, so that the connection can be reused;
 # Ollama ends it at once, and a body that does not end promptly costs a new connection, no more.
 _DRAIN_SECONDS = 0.1
@@ -86,7 +89,7 @@ class _Stream(Generic[C, R]):
         if gen is None:
             gen = self._loose() if self._loose is not None else None
             if gen is None:
-                read = _stream_chunks if exchange.backend is None else _backend_chunks
+                read = _stream_chunks if exchange.backend is None else backend_chunks
                 gen = read(exchange)
                 # Held by the caller's loop only: when the loop is left, the generator goes,
                 # and this callback closes the response then (not when it is finalized later).
@@ -117,7 +120,16 @@ class _Stream(Generic[C, R]):
         return getattr(self._exchange.acc, "done_reason", None) == "length"
 
     async def result(self) -> R:
-        """Read what is left of the stream and return the finished value."""
+        """Read what is left of the stream and return the finished value (with `format=` and
+        `repair=N`, the reply that fits, re-asked for up to N times)."""
+        result = await self._result()
+        if self._exchange.output is not None:  # format=: see _outputs
+            from ._outputs import settle
+
+            result = await settle(self, result)
+        return result
+
+    async def _result(self) -> R:
         exchange = self._exchange
         if not exchange.finished:
             async for _ in self:
@@ -131,6 +143,10 @@ class _Stream(Generic[C, R]):
             f"this {type(self).__name__} was closed before its final chunk, after "
             f"{exchange.acc.chunks} chunks (its response is closed, so the server stopped): "
             f"{self._left_hint}")
+
+    def _restart(self, exchange: Exchange) -> None:
+        """Read a new request's reply from now on (a repair's re-ask)."""
+        self._exchange, self._gen, self._loose = exchange, None, None
 
     async def aclose(self) -> None:
         """Stop the stream and close its HTTP response (the server stops generating). Idempotent."""
@@ -166,7 +182,32 @@ class _Stream(Generic[C, R]):
         return f"<{type(self).__name__} {about} {state}>"
 
 
-class ChatStream(_Stream[ChatChunk, ChatResult]):
+class _ReplyStream(_Stream[C, RR]):
+    """A chat or generate reply: with `format=`, `parsed()` and `objects()` too."""
+
+    __slots__ = ()
+    _text = "content"  # the field of a chunk that holds the reply's text
+
+    async def parsed(self) -> Any:
+        """`(await self.result()).parsed`: the reply as the `format=` type (after the repairs
+        of `repair=N`); StructuredOutputError when it does not fit."""
+        return (await self.result()).parsed
+
+    def objects(self) -> AsyncIterator[Any]:
+        """Yield the JSON value parsed so far each time the reply grows into a new one (dicts and
+        lists: strings may be partial, fields not begun absent), then the final value as
+        `parsed()` gives it. Needs jiter (`pip install 'ollama-stream[structured]'`) or pydantic;
+        leaving its loop early closes the response."""
+        from ._outputs import objects
+        from .structured import PartialJSON
+
+        if self._exchange.output is None:
+            raise ValueError("objects() needs a request made with format= (a type, 'json' or a "
+                             "JSON Schema dict)")
+        return _held_by_caller(objects(self, self._text, PartialJSON()), self)
+
+
+class ChatStream(_ReplyStream[ChatChunk, ChatResult]):
     """A streamed `/api/chat` reply: ChatChunks; `.message` is the assistant message accumulated so
     far, `await .result()` gives the ChatResult, `.text()` yields only content deltas."""
 
@@ -183,18 +224,19 @@ class ChatStream(_Stream[ChatChunk, ChatResult]):
     def text(self) -> AsyncIterator[str]:
         """Yield only the content deltas (thinking and tool calls are still accumulated); leaving
         its loop early closes the response, as with the stream itself."""
-        return _held_by_caller(_content_of(self), self._exchange)
+        return _held_by_caller(_content_of(self), self)
 
 
-class GenerateStream(_Stream["GenerateChunk", "GenerateResult"]):
+class GenerateStream(_ReplyStream["GenerateChunk", "GenerateResult"]):
     """A streamed `/api/generate` reply: GenerateChunks; `await .result()` gives the GenerateResult
     (with the `context` of the final chunk), `.text()` yields only response deltas."""
 
     __slots__ = ()
+    _text = "response"
 
     def text(self) -> AsyncIterator[str]:
         """Yield only the response deltas; leaving its loop early closes the response."""
-        return _held_by_caller(_response_of(self), self._exchange)
+        return _held_by_caller(_response_of(self), self)
 
 
 class ProgressStream(_Stream["Progress", str]):
@@ -205,7 +247,7 @@ class ProgressStream(_Stream["Progress", str]):
 
 
 def _read_loop(exchange: Exchange) -> AsyncGenerator[Any, None]:
-    return _stream_chunks(exchange) if exchange.backend is None else _backend_chunks(exchange)
+    return _stream_chunks(exchange) if exchange.backend is None else backend_chunks(exchange)
 
 
 def _left(exchange: Exchange, _: object) -> None:
@@ -215,9 +257,11 @@ def _left(exchange: Exchange, _: object) -> None:
         exchange.close_response()
 
 
-def _held_by_caller(gen: AsyncGenerator[T, None], exchange: Exchange) -> AsyncGenerator[T, None]:
-    """Close the exchange's response as soon as the caller drops `gen` (a `break` out of it)."""
-    weakref.finalize(gen, _left, exchange, None).atexit = False
+def _held_by_caller(gen: AsyncGenerator[T, None], stream: _Stream[Any, Any]
+                    ) -> AsyncGenerator[T, None]:
+    """Close the response `stream` reads (a repair's, after one) as soon as the caller drops
+    `gen` (a `break` out of it)."""
+    weakref.finalize(gen, lambda: _left(stream._exchange, None)).atexit = False
     return gen
 
 
@@ -304,7 +348,7 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
         if exchange.watchdog is not None:
             exchange.watchdog.cancel()
         if exchange.watch is not None:
-            _report_end(exchange)
+            exchange.report_end()
         resp_ = exchange.response
         exchange.response = None
         if resp_ is not None:
@@ -312,20 +356,6 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 resp_.release()
             else:
                 resp_.close()
-
-
-def _report_end(exchange: Exchange) -> None:
-    """Tell the exchange's watch how the stream ended: finished, failed, or left by the caller."""
-    watch, acc = exchange.watch, exchange.acc
-    assert watch is not None
-    if acc.done:
-        message = acc.message
-        watch.finished(exchange.attempts, acc.chunks, getattr(acc, "done_reason", None),
-                       getattr(acc, "metrics", None), getattr(acc, "model", None) or None,
-                       message.content if message is not None else None)
-    else:
-        watch.failed(exchange.attempts, exchange.error, acc.chunks,
-                     abandoned=exchange.error is None)
 
 
 async def _first_objects(resp: Response, exchange: Exchange) -> list[dict[str, Any]]:
@@ -359,76 +389,3 @@ async def _drain(resp: Response, exchange: Exchange) -> bool:
     except TRANSPORT_ERRORS:
         return False
     return True
-
-
-async def _backend_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
-    """The same contract as `_stream_chunks` over any ChatBackend: retries before the first chunk,
-    the phase limits, accumulation and typed errors with `.partial`, written once for every
-    backend."""
-    acc = exchange.acc
-    opened: tuple[AsyncIterator[ChatChunk], ChatChunk] | None = None
-    try:
-        opened = await first_success(exchange, partial(_open_backend, exchange))
-        source, chunk = opened
-        if exchange.watch is not None:
-            exchange.watch.first_chunk(exchange.attempts)
-        assert exchange.watchdog is not None
-        exchange.watchdog.set_phase("idle")
-        while True:
-            acc.add(chunk)
-            yield chunk
-            if chunk.done:
-                return
-            chunk = await _next_chunk(exchange, source)
-    except OllamaError as exc:
-        exchange.error = exchange.annotate(exc)
-        raise
-    finally:
-        exchange.finished = True
-        if exchange.watchdog is not None:
-            exchange.watchdog.cancel()
-        if exchange.watch is not None:
-            _report_end(exchange)
-        if opened is not None:
-            await _aclose(opened[0])
-
-
-async def _open_backend(exchange: Exchange) -> tuple[AsyncIterator[ChatChunk], ChatChunk]:
-    """One attempt over a backend: start its stream and wait for the first chunk."""
-    source: AsyncIterator[ChatChunk] = exchange.backend.stream_chat(exchange.request)
-    try:
-        return source, await _next_chunk(exchange, source)
-    except BaseException:
-        await _aclose(source)
-        raise
-
-
-async def _next_chunk(exchange: Exchange, source: AsyncIterator[ChatChunk]) -> ChatChunk:
-    """The backend's next chunk within the phase limits; only OllamaErrors come out."""
-    watchdog = exchange.watchdog
-    assert watchdog is not None
-    try:
-        if watchdog.fired:  # a limit passed while the caller's code ran
-            raise watchdog.expired()
-        watchdog.last = watchdog.loop.time()
-        return await watchdog.waiting(source.__anext__())
-    except Expired as exc:
-        raise map_error(exc, exchange, started=exchange.acc.chunks > 0) from None
-    except StopAsyncIteration:
-        raise StreamInterrupted(
-            f"the backend {type(exchange.backend).__name__} ended the reply to "
-            f"{exchange.model!r} after {exchange.acc.chunks} chunks without a final chunk",
-            partial=exchange.partial()
-        ) from None
-    except OllamaError:
-        raise
-    except Exception as exc:  # a backend that broke its contract: still a typed error
-        backend = type(exchange.backend).__name__
-        raise OllamaError(f"the backend {backend} failed: {type(exc).__name__}: {exc}") from exc
-
-
-async def _aclose(source: AsyncIterator[Any]) -> None:
-    close = getattr(source, "aclose", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            await close()

@@ -240,7 +240,8 @@ class ChatResult:
     `truncated` says the output stopped at the length limit (`num_predict`);
     `prompt_truncated` that the prompt probably did not fit `num_ctx` and the server cut it.
     `raw` is the final chunk's decoded line, for fields not modelled here; `remote_model` and
-    `remote_host` name the upstream of a proxied remote model (else None).
+    `remote_host` name the upstream of a proxied remote model (else None). With `format=`,
+    `parsed` is the content as the type asked for, and `repairs` how many re-asks it took.
     """
 
     message: Message
@@ -253,8 +254,31 @@ class ChatResult:
     remote_model: str | None = None
     remote_host: str | None = None
     resumes: int = 0  # how many times the stream was resumed after a failure (RetryPolicy.resume)
+    repairs: int = 0
+    # set by the stream when the request had `format=`; the parsed value once computed
+    _format: Any = field(default=None, init=False, repr=False, compare=False)
+    _parsed: tuple[Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def truncated(self) -> bool:
         """True when the output stopped at the length limit (`done_reason == "length"`)."""
         return self.done_reason == "length"
+
+    @property
+    def parsed(self) -> Any:
+        """The content parsed and converted to the `format=` type: a dataclass instance, an Enum
+        member, a pydantic model instance, a list of them...; the JSON value for "json" or a
+        schema dict. StructuredOutputError when it does not fit; ValueError without `format=`."""
+        return parsed_of(self, self.message.content)
+
+
+def parsed_of(result: Any, content: str) -> Any:
+    """`.parsed` of a ChatResult or GenerateResult: kept once computed, else computed by the
+    format the stream attached (`structured.OutputFormat`)."""
+    if result._parsed is not None:
+        return result._parsed[0]
+    if result._format is None:
+        raise ValueError(
+            f"this {type(result).__name__} was not asked for structured output, so it has no "
+            ".parsed: pass format= (a type, 'json' or a JSON Schema dict) to chat() or generate()")
+    return result._format.parse_result(result, content)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -191,6 +192,34 @@ def test_system_format_and_options_reach_the_server(fake: FakeOllama) -> None:
                                 {"role": "user", "content": "hello there"}]
     assert sent["format"] == "json"
     assert sent["options"] == {"temperature": 0, "stop": ["x"], "seed": 42}
+
+
+def test_format_schema_sends_the_files_schema(fake: FakeOllama, tmp_path: Any) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    path = tmp_path / "city.json"
+    path.write_text(json.dumps(schema))
+    result = chat(fake, "--quiet", "--hide-thinking", "--format-schema", str(path), "Where?")
+    assert result.returncode == 0, result.stderr
+    assert fake.requests[-1]["format"] == schema
+    # a pipe gets the content as it streamed: the fake's instance of the schema, on one line
+    assert json.loads(result.stdout) == {"city": "city"} and result.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize(("content", "args", "error"), [
+    ("{}", ["--format", "json"], "--format and --format-schema each set the format"),
+    ("[1, 2]", [], "holds a JSON list, not a JSON Schema object"),
+    ("{nope", [], "is not JSON"),
+    (None, [], "--format-schema: cannot read"),
+])
+def test_format_schema_mistakes_are_usage_errors(fake: FakeOllama, tmp_path: Any,
+                                                 content: str | None, args: list[str],
+                                                 error: str) -> None:
+    path = tmp_path / "schema.json"
+    if content is not None:
+        path.write_text(content)
+    result = chat(fake, "--format-schema", str(path), *args, "Where?")
+    assert result.returncode == 2 and error in result.stderr and "Traceback" not in result.stderr
+    assert fake.requests == []
 
 
 # -- errors ----------------------------------------------------------------------------------------

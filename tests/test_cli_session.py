@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pexpect
 import pytest
@@ -177,3 +178,20 @@ def test_colour_in_a_terminal_unless_no_color(fake: FakeOllama) -> None:
                           timeout=20)
     plain.expect(pexpect.EOF)
     assert "\x1b[" not in plain.before and "Thinking" in plain.before
+
+
+def test_structured_output_is_printed_indented_on_a_terminal(fake: FakeOllama,
+                                                              tmp_path: Any) -> None:
+    fake.queue_reply(thinking="Two fields.", content='{"city": "Oslo", "geo": [59.9, 10.7]}')
+    child = spawn("--host", fake.url, "chat", "--think", "on", "--format", "json", "Where?")
+    child.expect(pexpect.EOF)
+    screen = ANSI.sub("", child.before.replace("\r\n", "\n"))
+    assert 'Thinking\nTwo fields.\n\n{\n  "city": "Oslo",\n  "geo": [\n    59.9,\n' in screen
+    assert re.search(r"\]\n\}\n\[\d+ tokens", screen)  # then the summary
+    path = tmp_path / "schema.json"
+    path.write_text('{"type": "object", "properties": {"n": {"type": "integer"}}}')
+    fake.queue_reply(content="not JSON")
+    child = spawn("--host", fake.url, "chat", "--quiet", "--format-schema", str(path), "N?")
+    child.expect(pexpect.EOF)
+    screen = ANSI.sub("", child.before.replace("\r\n", "\n"))
+    assert "not JSON" in screen and "the reply is not valid JSON" in screen

@@ -38,6 +38,9 @@ SCRIPTS: dict[str, dict[int, list[dict[str, Any]]]] = {
                4: [ADD_CALL]},
     "tools.md": {0: [WEATHER_CALLS, {"content": "Tokyo is sunny, Paris is rainy."}]},
     "migrating.md": {4: [ADD_CALL], 5: [ADD_CALL]},
+    # the errors example gets an answer that does not fit; the repair example one that is not JSON
+    "structured.md": {5: [{"content": '{"name": "Ada", "age": "old", "languages": []}'}],
+                      6: [{"content": "Ada is 36."}]},
 }
 
 
@@ -60,8 +63,10 @@ def run_page(page: str, fake: FakeOllama, namespace: dict[str, Any]) -> None:
             continue
         for reply in script.get(index, []):
             fake.queue_reply(**reply)
+        # dont_inherit: a block runs as written, without this file's `from __future__` imports
+        # (postponed annotations would leave a block's dataclass fields as strings)
         compiled = compile(code, f"docs/{page} block {index}", "exec",
-                           flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                           flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
         foreign = re.search(r"^\s*(import ollama$|from ollama import)", code, re.M) is not None
         with warnings.catch_warnings():
             # ollama-python's snippets, like its users, leave their httpx clients unclosed
@@ -159,13 +164,26 @@ def check_application(out: str, fake: FakeOllama, other: FakeOllama) -> None:
     assert "{'request': 2, 'first_chunk': 1, 'finished': 2} 2" in out
 
 
+def check_structured(out: str, fake: FakeOllama, other: FakeOllama) -> None:
+    assert "name 1 Mood.HAPPY city" in out  # the fake's instance of Person, converted
+    assert "[('$', \"is missing the required 'mood'\"), " in out and "$.age" in out
+    assert "\n1 name\n" in out  # repaired after one re-ask
+    assert "Person(name='name', age=1, mood=<Mood.HAPPY: 'happy'>" in out  # objects()' last
+    assert "{'name': 'name'}" in out and "Mood.HAPPY\n" in out  # a partial; generate's Enum
+    invalid = {"role": "assistant", "content": "Ada is 36."}
+    assert any(request.get("messages", [])[-2:-1] == [invalid]
+               for request in fake.requests)  # the re-ask carried the invalid answer
+    assert "Address(city='city', country='country')" in out  # the blocking client
+
+
 PAGE_CHECKS = {"api.md": check_api, "tools.md": check_tools, "backends.md": check_backends,
                "migrating.md": check_migrating, "errors.md": check_errors,
-               "application.md": check_application}
+               "application.md": check_application, "structured.md": check_structured}
 
 
 def test_every_page_with_code_is_checked_somewhere() -> None:
-    assert {"api.md", "tools.md", "migrating.md", "index.md", "streaming.md", "testing.md"} <= {
+    assert {"api.md", "tools.md", "migrating.md", "index.md", "streaming.md", "testing.md",
+            "structured.md"} <= {
         page for page in PAGES if python_blocks(page)}
 
 

@@ -1009,3 +1009,45 @@ async def test_tuple_arguments_arrive_as_tuples_of_the_declared_types() -> None:
     [bad] = await run_tool_calls([record], [ToolCall("record", {**arguments, "to": [3]})])
     assert bad.error == ("invalid arguments for 'record': arguments.to should have at least 2 "
                          "items, got 1")
+
+
+# -- validate_value: the same problems as (path, message) pairs ------------------------------------
+
+def test_validate_value_gives_each_problem_as_its_path_and_message() -> None:
+    from ollama_stream.schema import validate_value
+
+    schema = _r(["name", "where"], name={"type": "string"}, where=WHERE["properties"]["where"],
+                tags=TAGS["properties"]["tags"])
+    value = {"where": {"lat": "x", "lon": 1}, "tags": [1, "ok"], "first name": 2}
+    assert validate_value(schema, value) == [
+        ("$", "is missing the required 'name'"),
+        ("$.where.lat", "should be number, got str 'x'"),
+        ("$.tags[0]", "should be string, got int 1"),
+    ]
+    # validate_arguments is the same list, each pair joined (a path with a space stays whole)
+    assert validate_arguments(schema, value) == [
+        f"{path} {problem}" for path, problem in validate_value(schema, value, "arguments")]
+    closed = {"type": "object", "properties": {}, "additionalProperties": False}
+    assert validate_value(closed, {"first name": 1}, "$.x") == [
+        ("$.x", "has an unexpected 'first name'")]
+
+
+class Paint(TypedDict):
+    color: Color
+    where: Point
+    layers: list[Level]
+
+
+async def test_the_fields_of_a_typed_dict_arrive_as_their_declared_types() -> None:
+    seen: list[Any] = []
+
+    def paint(job: Paint) -> str:
+        """Paint a spot."""
+        seen.append(job)
+        return "ok"
+
+    arguments = {"job": {"color": "red", "where": {"lat": 1, "lon": 2}, "layers": [1, 2]}}
+    [result] = await run_tool_calls([paint], [ToolCall("paint", arguments)])
+    assert result.ok, result.error
+    assert seen == [{"color": Color.RED, "where": Point(1.0, 2.0),
+                     "layers": [Level.LOW, Level.HIGH]}]

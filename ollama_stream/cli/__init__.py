@@ -22,6 +22,7 @@ from ._chat import DEFAULT_MODEL, THINK_CHOICES, cmd_chat, cmd_demo, interactive
 from ._fake import add_fake_server
 from ._models import cmd_models, cmd_ps, cmd_pull, cmd_show, cmd_stop, cmd_version
 from ._render import EXIT_INTERRUPTED, EXIT_USAGE, describe, exit_code
+from ._structured import add_format_schema
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--hide-thinking", action="store_true", help="do not print the thinking")
     chat.add_argument("--system", help="a system prompt")
     chat.add_argument("--format", choices=["json"], help="structured output")
+    add_format_schema(chat)
     chat.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                       help="a model option")
     chat.add_argument("--quiet", action="store_true", help="no summary line")

@@ -21,6 +21,7 @@ from .. import (
     client_for,
 )
 from ._render import ReplyPrinter, Style, describe, render
+from ._structured import format_of, printer_for
 
 DEFAULT_MODEL = "qwen3"
 THINK_CHOICES: dict[str, bool | str] = {"on": True, "off": False, "low": "low", "medium": "medium",
@@ -48,7 +49,8 @@ class ChatSetup:
         self.hide = args.hide_thinking or settings.hide_thinking
         self.think: bool | str | None = THINK_CHOICES[args.think] if args.think else settings.think
         self.options = _parse_options(args.option)
-        self.format = args.format
+        self.format = format_of(args)
+        self.printer = printer_for(self.format, sys.stdout)  # indented JSON on a terminal
         self.model = args.model or settings.model or DEFAULT_MODEL
         self.client, self.name = client_for(self.model, host=args.host or settings.host,
                                             provider=settings.provider)
@@ -65,7 +67,7 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     async with setup.client as client:
         await render(client.chat(setup.name, setup.history, **setup.request()), sys.stdout,
                      Style(sys.stdout), hide_thinking=setup.hide, quiet=args.quiet,
-                     as_json=args.json)
+                     as_json=args.json, printer=setup.printer)
     return 0
 
 
@@ -108,7 +110,7 @@ def interactive_chat(args: argparse.Namespace) -> int:
                 out.write(style.dim(f"Thinking: {level}\n"))
                 continue
             setup.history.append(Message("user", line))
-            print_reply = ReplyPrinter(out, style, hide_thinking=setup.hide, quiet=args.quiet)
+            print_reply = setup.printer(out, style, hide_thinking=setup.hide, quiet=args.quiet)
             stream = client.chat(setup.name, setup.history, **setup.request())
             try:
                 for chunk in stream:

@@ -124,9 +124,11 @@ def summary(result: ChatResult | ChatChunk, first_token: float | None) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-async def render(stream: Any, out: TextIO, style: Style, **printer: Any) -> ChatResult:
-    """Stream a ChatStream to `out` and return its result."""
-    print_reply = ReplyPrinter(out, style, **printer)
+async def render(stream: Any, out: TextIO, style: Style, *,
+                 printer: type[ReplyPrinter] | None = None, **options: Any) -> ChatResult:
+    """Stream a ChatStream to `out` (with a ReplyPrinter, or the `printer` given) and return its
+    result."""
+    print_reply = (printer or ReplyPrinter)(out, style, **options)
     async for chunk in stream:
         print_reply.chunk(chunk)
     result: ChatResult = await stream.result()

@@ -19,6 +19,7 @@ from aiohttp import web
 from ..types import ToolCall
 from ._checks import resolve_think
 from ._generation import _GenerationRoutes
+from ._instances import structured_content
 from ._models import _ModelRoutes
 from ._progress import _ProgressRoutes
 from ._replies import ToolCallIds
@@ -163,7 +164,9 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes, _WebRoutes):
     def default_reply(self, request: Mapping[str, Any]) -> FakeReply:
         """The reply when nothing is queued: an echo of the last user message (or generate's
         prompt, or the tool result), after a line of thinking (shown when thinking is on; on
-        gpt-oss models it names the think level)."""
+        gpt-oss models it names the think level). With a `format`, the content is JSON: a valid
+        instance of the schema (generated from it), or `{"answer": "You said: ..."}` for
+        "json"."""
         if "messages" not in request and "prompt" in request:
             text = str(request.get("prompt") or "")
             content = f"You said: {text}"
@@ -182,6 +185,8 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes, _WebRoutes):
         if stored is not None and self._info(stored).harmony:
             level = resolve_think(self._info(stored), request.get("think"), stored).level
             thinking += f" Reasoning: {level}."
+        if request.get("format") == "json" or isinstance(request.get("format"), dict):
+            content = structured_content(request["format"], content)
         return FakeReply(content=content, thinking=thinking)
 
     def reset(self) -> None:
