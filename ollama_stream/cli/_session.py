@@ -200,9 +200,8 @@ def interactive_chat(args: argparse.Namespace) -> int:
     setup = ChatSetup(args)
     asyncio.run(ensure_model(setup, ask=True, insecure=args.insecure))
     out = sys.stdout
-    async_client = setup.client
-    with Ollama(async_client.host, backend=async_client.backend,
-                retry=async_client.retry) as client:
+    # setup.host, not the client's resolved URL: credentials in it stay for basic auth
+    with Ollama(setup.host, backend=setup.client.backend, retry=setup.client.retry) as client:
         session = Session(args, setup, client, out)
         session.say(session.style.dim(
             f"Chatting with {setup.model} at {client.host}. /? for help, /bye to leave, "
