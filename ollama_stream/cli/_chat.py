@@ -1,44 +1,42 @@
-"""`chat` (one-shot and interactive) and `demo`: the commands that stream replies."""
+"""`chat` and `run` in one shot, what a chat is set up from (arguments, environment, stdin), the
+model check and pull a session starts with, and `demo`."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
-
-import orjson
+from typing import Any, TextIO
 
 from .. import (
     AsyncOllama,
     ChatChunk,
     Message,
-    Ollama,
-    OllamaError,
+    ModelNotFoundError,
+    RetryPolicy,
     Settings,
+    ShowResult,
     client_for,
 )
-from ._render import ReplyPrinter, Style, describe, render
+from ._options import parse_options
+from ._parser import DEFAULT_MODEL
+from ._render import PullProgress, ReplyPrinter, Style, refused_on_loopback, render
 from ._structured import format_of, printer_for
 
-DEFAULT_MODEL = "qwen3"
-THINK_CHOICES: dict[str, bool | str] = {"on": True, "off": False, "low": "low", "medium": "medium",
-                                        "high": "high", "max": "max"}
+# The command's retry policy: the SDK's, except that a refused loopback connection fails at once.
+CLI_RETRY = RetryPolicy(retry_if=refused_on_loopback)
 
 
-def _parse_options(pairs: Sequence[str]) -> dict[str, Any] | None:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--option takes key=value, got {pair!r}")
-        try:
-            options[key] = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            options[key] = value
-    return options or None
+def isatty(stream: TextIO | None) -> bool:
+    return stream is not None and not stream.closed and stream.isatty()
+
+
+def _keep_alive(text: str | None) -> float | str | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a duration such as 5m, checked by the SDK
 
 
 class ChatSetup:
@@ -46,89 +44,109 @@ class ChatSetup:
 
     def __init__(self, args: argparse.Namespace) -> None:
         settings = Settings.from_env()
-        self.hide = args.hide_thinking or settings.hide_thinking
-        self.think: bool | str | None = THINK_CHOICES[args.think] if args.think else settings.think
-        self.options = _parse_options(args.option)
-        self.format = format_of(args)
-        self.printer = printer_for(self.format, sys.stdout)  # indented JSON on a terminal
+        hidden = args.hide_thinking or (settings.hide_thinking and not args.show_thinking)
+        # thinking is shown on a terminal, and in a redirected stdout only when asked for
+        self.hide = hidden or not (args.show_thinking or isatty(sys.stdout))
+        self.think: bool | str | None = args.think if args.think is not None else settings.think
+        self.options = parse_options(args.option)
+        self.format: str | dict[str, Any] | None = format_of(args)
+        self.keep_alive = _keep_alive(args.keepalive)
+        self.verbose: bool = args.verbose
+        # the summary line goes to stderr, and only to a terminal unless --verbose asks for it
+        self.quiet: bool = args.quiet or not (args.verbose or isatty(sys.stderr))
+        self.system: str | None = args.system
         self.model = args.model or settings.model or DEFAULT_MODEL
-        self.client, self.name = client_for(self.model, host=args.host or settings.host,
-                                            provider=settings.provider)
+        self.host = args.host or settings.host
+        self.client, self.name = client_for(self.model, host=self.host,
+                                            provider=settings.provider, retry=CLI_RETRY)
         self.history: list[Message] = [Message("system", args.system)] if args.system else []
 
+    @property
+    def native(self) -> bool:
+        return self.client.backend is None
+
     def request(self) -> dict[str, Any]:
-        return {"think": self.think, "format": self.format, "options": self.options}
+        return {"think": self.think, "format": self.format, "options": self.options,
+                "keep_alive": self.keep_alive}
+
+    def printer(self, out: TextIO, style: Style, *, as_json: bool) -> ReplyPrinter:
+        """How a reply is shown: as it streams, or with a format on a terminal as indented JSON
+        once whole (`_structured`)."""
+        printer = printer_for(self.format, out)
+        return printer(out, style, hide_thinking=self.hide, quiet=self.quiet, as_json=as_json,
+                       stats=sys.stderr, verbose=self.verbose)
 
 
-async def cmd_chat(args: argparse.Namespace) -> int:
+def gather_prompt(words: list[str], stdin: TextIO | None) -> str | None:
+    """The prompt as `ollama run` makes it: piped stdin first, then the words, joined by spaces; a
+    `-` word is replaced by stdin's text instead. None when there is neither (a terminal, no
+    words): the interactive session. An empty prompt is a ValueError."""
+    dash = "-" in words
+    piped = stdin is not None and not isatty(stdin)
+    if not words and not piped:
+        return None
+    text = stdin.read() if stdin is not None and (dash or piped) else ""
+    pieces = [text if word == "-" else word for word in words] if dash else (
+        [text] if text else []) + words
+    prompt = " ".join(pieces).strip()
+    if not prompt:
+        reasons = (["the words given are blank"] if [w for w in words if w != "-"] else []) + (
+            ["stdin was empty"] if dash or piped else [])
+        source = " and ".join(reasons)
+        raise ValueError(f"nothing to send: {source}. Give the prompt as words (ollama-stream "
+                         "chat \"Why is the sky blue?\") or pipe text in (echo ... | "
+                         "ollama-stream chat -)")
+    return prompt
+
+
+async def ensure_model(setup: ChatSetup, *, ask: bool, insecure: bool) -> ShowResult | None:
+    """The model's details, checked before anything is sent (so a session learns at its start that
+    the server is down or the model missing). A missing model is pulled when `ask` (a terminal)
+    and the person agrees; otherwise its ModelNotFoundError propagates. None for a LiteLLM model,
+    which no Ollama server describes."""
+    if not setup.native:
+        return None
+    async with AsyncOllama(setup.host, retry=CLI_RETRY) as client:
+        try:
+            info = await client.show(setup.name)
+        except ModelNotFoundError:
+            if not ask or not _agrees(f"model {setup.name!r} is not at {client.host}. "
+                                      "Pull it now? [Y/n] "):
+                raise
+            progress = PullProgress(sys.stderr, Style(sys.stderr))
+            async for line in client.pull(setup.name, insecure=insecure):
+                progress.line(line)
+            info = await client.show(setup.name)
+    if setup.think and "thinking" not in info.capabilities:
+        sys.stderr.write(f"warning: model {setup.name!r} does not support thinking output; "
+                         "the server will refuse --think (leave it out, or --think false)\n")
+    return info
+
+
+def _agrees(question: str) -> bool:
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    try:
+        answer = input().strip().lower()
+    except EOFError:
+        return False
+    return answer in ("", "y", "yes")
+
+
+async def cmd_chat(args: argparse.Namespace, prompt: str) -> int:
+    """One reply to `prompt`, streamed to stdout."""
     setup = ChatSetup(args)
-    prompt = args.prompt if args.prompt is not None else sys.stdin.read().strip()
+    if isatty(sys.stdin) and isatty(sys.stderr):  # a person is there to be asked about a pull
+        await ensure_model(setup, ask=True, insecure=args.insecure)
     setup.history.append(Message("user", prompt))
+    out = sys.stdout
     async with setup.client as client:
-        await render(client.chat(setup.name, setup.history, **setup.request()), sys.stdout,
-                     Style(sys.stdout), hide_thinking=setup.hide, quiet=args.quiet,
-                     as_json=args.json, printer=setup.printer)
+        stream = client.chat(setup.name, setup.history, **setup.request())
+        print_reply = setup.printer(out, Style(out), as_json=args.json)
+        async for chunk in stream:
+            print_reply.chunk(chunk)
+        print_reply.done(await stream.result())
     return 0
-
-
-def interactive_chat(args: argparse.Namespace) -> int:
-    """The interactive session, on the blocking client: input() keeps readline's line editing in the
-    main thread, and Ctrl-C during a reply stops that reply (its connection is closed) and keeps the
-    session."""
-    with contextlib.suppress(ImportError):  # not on every platform
-        import readline  # noqa: F401 - importing it gives input() line editing and history
-    # Ctrl-C must stop a reply even when the shell started us with SIGINT ignored (a background
-    # job, nohup): the session's own handling needs Python's default handler.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    setup = ChatSetup(args)
-    out, style = sys.stdout, Style(sys.stdout)
-    async_client = setup.client
-    with Ollama(async_client.host, backend=async_client.backend) as client:
-        out.write(style.dim(f"Chatting with {setup.model} at {client.host}. /exit to quit, "
-                            "/clear to forget, /think LEVEL to change thinking, Ctrl-C to stop a "
-                            "reply.\n"))
-        while True:
-            try:
-                line = input(style.bold(">>> ")).strip()
-            except (EOFError, KeyboardInterrupt):
-                out.write("\n")
-                return 0
-            if not line:
-                continue
-            if line in ("/exit", "/quit", "/bye"):
-                return 0
-            if line == "/clear":
-                setup.history = [m for m in setup.history if m.role == "system"]
-                out.write(style.dim("History cleared.\n"))
-                continue
-            if line.startswith("/think"):
-                level = line.partition(" ")[2].strip()
-                if level not in THINK_CHOICES:
-                    out.write(f"/think takes one of {', '.join(THINK_CHOICES)}\n")
-                    continue
-                setup.think = THINK_CHOICES[level]
-                out.write(style.dim(f"Thinking: {level}\n"))
-                continue
-            setup.history.append(Message("user", line))
-            print_reply = setup.printer(out, style, hide_thinking=setup.hide, quiet=args.quiet)
-            stream = client.chat(setup.name, setup.history, **setup.request())
-            try:
-                for chunk in stream:
-                    print_reply.chunk(chunk)
-                result = stream.result()
-            except KeyboardInterrupt:
-                stream.close()  # closes the response: the server stops generating
-                print_reply.done(None)
-                out.write(style.dim("[stopped]\n"))
-                setup.history.pop()  # the unanswered question leaves the history
-                continue
-            except OllamaError as exc:
-                print_reply.done(None)
-                sys.stderr.write(f"ollama-stream: {describe(exc)}\n")
-                setup.history.pop()
-                continue
-            print_reply.done(result)
-            setup.history.append(result.message)
 
 
 # -- the demo --------------------------------------------------------------------------------------
@@ -184,6 +202,6 @@ async def cmd_demo(args: argparse.Namespace) -> int:
                 out.write(style.cyan(f"<- {event.name} returned {event.content}") + "\n")
         history = loop.messages
         out.write("\n" + style.dim(f"{len(history)} messages in the history, ready for the next "
-                                   "turn. Try it on a real model: ollama-stream chat -m qwen3 "
+                                   "turn. Try it on a real model: ollama-stream run qwen3 "
                                    "\"Hello\"") + "\n")
     return 0

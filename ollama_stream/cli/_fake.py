@@ -11,20 +11,6 @@ import threading
 from ._render import EXIT_USAGE
 
 
-def add_fake_server(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    fake = sub.add_parser("fake-server",
-                          help="serve a FakeOllama until Ctrl-C, to try clients without Ollama")
-    fake.add_argument("--port", type=int, default=11434,
-                      help="the port (default 11434, Ollama's; 0 = any free port)")
-    fake.add_argument("--bind", default="127.0.0.1",
-                      help="the address to listen on (default 127.0.0.1)")
-    fake.add_argument("--model", action="append", metavar="NAME",
-                      help="a model it knows (repeat it; default: the fake's usual ones)")
-    fake.add_argument("--delay", type=float, default=0.02,
-                      help="seconds between streamed tokens (default 0.02)")
-    fake.set_defaults(run=serve_fake, blocking=True)
-
-
 def serve_fake(args: argparse.Namespace) -> int:
     """Blocks until Ctrl-C (the server runs in a thread of its own), then exits 0."""
     from ..testing import DEFAULT_MODELS, FAKE_VERSION, FakeOllama

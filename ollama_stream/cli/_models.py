@@ -1,29 +1,54 @@
-"""The model commands: pull, models, ps, show, stop, version."""
+"""The model commands, named as the `ollama` command names them: pull, push, list (ls, models),
+ps, show, stop, rm, cp, create, version."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .. import (
     AsyncOllama,
+    ModelNotFoundError,
     OllamaConnectionError,
+    ProgressStream,
     RetryPolicy,
     Settings,
     __version__,
 )
-from ._render import PullProgress, Style, _ago, _table, _until, human_bytes
+from . import _modelfile
+from ._chat import CLI_RETRY
+from ._render import (
+    EXIT_NOT_FOUND,
+    PullProgress,
+    Style,
+    _ago,
+    _table,
+    _until,
+    human_bytes,
+    render_show,
+)
 
 
 def _client(args: argparse.Namespace) -> AsyncOllama:
-    return AsyncOllama(args.host or Settings.from_env().host)
+    return AsyncOllama(args.host or Settings.from_env().host, retry=CLI_RETRY)
+
+
+async def _follow(stream: ProgressStream) -> None:
+    progress = PullProgress(sys.stdout, Style(sys.stdout))
+    async for line in stream:
+        progress.line(line)
 
 
 async def cmd_pull(args: argparse.Namespace) -> int:
-    progress = PullProgress(sys.stdout, Style(sys.stdout))
     async with _client(args) as client:
-        async for line in client.pull(args.model, insecure=args.insecure):
-            progress.line(line)
+        await _follow(client.pull(args.model, insecure=args.insecure))
+    return 0
+
+
+async def cmd_push(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        await _follow(client.push(args.model, insecure=args.insecure))
     return 0
 
 
@@ -31,6 +56,68 @@ async def cmd_stop(args: argparse.Namespace) -> int:
     """Unload a model from memory now, as `ollama stop MODEL` does."""
     async with _client(args) as client:
         await client.unload(args.model)
+    return 0
+
+
+def _missing(exc: ModelNotFoundError, model: str, host: str) -> int:
+    sys.stderr.write(f"ollama-stream: model {model!r} not found at {host} ({exc.error}); "
+                     "`ollama-stream list` shows the models there\n")
+    return EXIT_NOT_FOUND
+
+
+async def cmd_rm(args: argparse.Namespace) -> int:
+    """Delete each model named; one missing is said and the rest are still deleted (exit 4)."""
+    code = 0
+    async with _client(args) as client:
+        for model in args.models:
+            try:
+                await client.delete(model)
+            except ModelNotFoundError as exc:
+                code = _missing(exc, model, client.host)
+                continue
+            print(f"deleted '{model}'")
+    return code
+
+
+async def cmd_cp(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        try:
+            await client.copy(args.source, args.destination)
+        except ModelNotFoundError as exc:
+            return _missing(exc, args.source, client.host)
+    print(f"copied '{args.source}' to '{args.destination}'")
+    return 0
+
+
+def create_plan(args: argparse.Namespace) -> _modelfile.CreatePlan:
+    """What `create` sends: from a Modelfile (-f, else ./Modelfile) as `ollama create` reads it,
+    or --from a model; --system and --quantize on top."""
+    if args.from_ is not None:
+        plan = _modelfile.CreatePlan({"from_": args.from_})
+    elif args.file is None and not Path("Modelfile").is_file():
+        raise ValueError("create needs a Modelfile: -f PATH (there is no ./Modelfile), or "
+                         "--from MODEL to start from a model")
+    else:
+        plan = _modelfile.read(args.file or "Modelfile")
+    if args.system is not None:
+        plan.arguments["system"] = args.system
+    if args.quantize is not None:
+        plan.arguments["quantize"] = args.quantize
+    return plan
+
+
+async def cmd_create(args: argparse.Namespace) -> int:
+    """Create the model; the local files the Modelfile names are uploaded as blobs first."""
+    plan = create_plan(args)
+    async with _client(args) as client:
+        for group, paths in (("files", plan.files), ("adapters", plan.adapters)):
+            if paths:
+                digests = {}
+                for path in paths:
+                    print(f"copying file {path}")
+                    digests[path.name] = await client.create_blob(path)
+                plan.arguments[group] = digests
+        await _follow(client.create(args.model, **plan.arguments))
     return 0
 
 
@@ -58,22 +145,7 @@ async def cmd_ps(args: argparse.Namespace) -> int:
 async def cmd_show(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         info = await client.show(args.model)
-    out = sys.stdout
-    architecture = info.model_info.get("general.architecture", info.details.family)
-    context = next((v for k, v in info.model_info.items() if k.endswith(".context_length")), None)
-    rows = [("architecture", architecture), ("parameters", info.details.parameter_size),
-            ("context length", context), ("quantization", info.details.quantization_level)]
-    out.write("  Model\n")
-    for name, value in rows:
-        if value not in (None, ""):
-            out.write(f"    {name:<20}{value}\n")
-    if info.capabilities:
-        out.write("\n  Capabilities\n" + "".join(f"    {c}\n" for c in info.capabilities))
-    if info.parameters.strip():
-        out.write("\n  Parameters\n"
-                  + "".join(f"    {line}\n" for line in info.parameters.strip().splitlines()))
-    if info.system.strip():
-        out.write("\n  System\n    " + info.system.strip().replace("\n", "\n    ") + "\n")
+    render_show(info, sys.stdout)
     return 0
 
 
