@@ -27,6 +27,7 @@ class _Wire(Protocol):
     headers: dict[str, str]
     options: dict[str, Any]  # what every request adds to its arguments
     redirects: str
+    own_session: Any  # the caller's session, when it gave one
 
     async def session(self) -> Any: ...
 

@@ -33,6 +33,7 @@ from ._http_errors import (
 )
 from ._version import __version__
 from ._watchdog import Watchdog
+from .config import hide_credentials
 from .errors import OllamaError, ProtocolError, ResponseError
 
 __all__ = ["Transport", "build_headers", "read_body", "send"]
@@ -61,7 +62,9 @@ class Transport:
         self.ssl = ssl
         self.own_session = session  # the caller's: used as it is, never closed here
         self.connector = connector  # the caller's: shared, never closed here
-        self.pool_limit = getattr(connector, "limit", None) or pool_limit
+        # the connector's own limit when it is the caller's (0: aiohttp's "no limit")
+        shared = connector if connector is not None else getattr(session, "connector", None)
+        self.pool_limit = shared.limit if shared is not None else pool_limit
         self.trust_env = trust_env
         self.redirects = redirects
         self.proxy: str | None = None
@@ -133,6 +136,8 @@ class Transport:
             headers = {name: value for name, value in headers.items()
                        if name.lower() != "authorization"}
         options: dict[str, Any] = {"headers": headers}
+        if self.own_session is not None:  # its raise_for_status would hide our error mapping
+            options["raise_for_status"] = False
         if self.proxy is not None:
             options["proxy"] = self.proxy
             if self.proxy_credential is not None:
@@ -332,10 +337,11 @@ def _redirect(exchange: Exchange, resp: Response, visited: list[str]) -> tuple[s
     and another origin is left for only with `redirects="any"` (then without the Authorization
     header); `redirects="none"` follows nothing."""
     status, location = resp.status, resp.headers.get("Location", "")
-    said = f"HTTP {status} from {exchange.what} redirects to {location or '(no Location)'}"
+    shown = hide_credentials(location)  # a Location may carry user:password@ (never shown)
+    said = f"HTTP {status} from {exchange.what} redirects to {shown or '(no Location)'}"
 
     def refused(why: str) -> ResponseError:
-        return ResponseError(f"{said}: {why}", status_code=status, error=f"redirect to {location}",
+        return ResponseError(f"{said}: {why}", status_code=status, error=f"redirect to {shown}",
                              url=exchange.url, model=exchange.model)
 
     # resp.url is a yarl URL, aiohttp's own type (so no import of yarl here)
@@ -354,12 +360,23 @@ def _redirect(exchange: Exchange, resp: Response, visited: list[str]) -> tuple[s
     if elsewhere and policy != "any":
         raise refused("not followed to another origin (it would carry the request elsewhere): "
                       "point host= / OLLAMA_HOST there yourself, or pass redirects='any'")
+    if elsewhere and _sends_credentials(exchange.transport.own_session):
+        raise refused("not followed to another origin: your session= adds an Authorization header "
+                      "(or auth=) to every request, so it would go there too; point host= / "
+                      "OLLAMA_HOST there yourself")
     if str(target) in visited:
         raise refused("a redirect loop: the server sends the request back where it was")
     if len(visited) > _MAX_REDIRECTS:
         raise refused(f"more than {_MAX_REDIRECTS} redirects in a row")
     visited.append(str(target))
     return str(target), elsewhere
+
+
+def _sends_credentials(session: Any) -> bool:
+    """Whether a caller's session adds credentials of its own to every request."""
+    if session is None:
+        return False
+    return "Authorization" in session.headers or getattr(session, "auth", None) is not None
 
 
 def _check_answer(resp: Response, exchange: Exchange) -> None:

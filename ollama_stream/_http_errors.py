@@ -103,8 +103,9 @@ def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> Ollam
             hint = (f"It was still waiting for a free connection: all pool_limit="
                     f"{exchange.transport.pool_limit} connections were busy with other calls. "
                     "Raise pool_limit or Timeouts(pool=...), or close streams sooner.")
+        within = f"{limit:.4g}" if isinstance(limit, (int, float)) else str(limit)
         return OllamaTimeoutError(
-            f"{what} {exchange.what} within {limit}s ({phase} timeout). {hint}".rstrip(),
+            f"{what} {exchange.what} within {within}s ({phase} timeout). {hint}".rstrip(),
             phase=phase, timeout=limit, **kw)
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return OllamaConnectionError(
@@ -133,10 +134,11 @@ def map_error(exc: BaseException, exchange: Exchange, *, started: bool) -> Ollam
     # Dropped connections: ServerDisconnectedError, ClientPayloadError, resets, an early EOF.
     detail = str(exc) or type(exc).__name__
     if started:
+        why = ("" if exchange.retry.resume else "; nothing was retried because output had "
+               "already reached you (RetryPolicy(resume=True) continues such a stream)")
         return StreamInterrupted(
             f"the connection to {exchange.what} dropped after {exchange.acc.chunks} chunks, "
-            f"before the final chunk ({detail}). The partial reply is in .partial; nothing was "
-            "retried because output had already reached you.", **kw)
+            f"before the final chunk ({detail}). The partial reply is in .partial{why}.", **kw)
     return OllamaConnectionError(
         f"the connection to {exchange.what} closed before the first chunk ({detail}). "
         "Check the server log; a proxy may be cutting the connection.",

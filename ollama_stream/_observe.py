@@ -141,8 +141,8 @@ def _tracer() -> Any:
     if trace is None:
         return None
     provider = trace.get_tracer_provider()
-    if type(provider).__name__ in ("ProxyTracerProvider", "NoOpTracerProvider"):
-        return None
+    if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+        return None  # nobody set one up: the client makes no Watch for that either
     return provider.get_tracer("ollama_stream", __version__)
 
 

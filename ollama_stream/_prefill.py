@@ -50,21 +50,24 @@ class ChatPath:
     thinking: bool = False  # it continues a message of thinking only
     trims: bool = False  # it strips the message's whitespace first (rule 4)
     why: str = ""  # why it does not continue, for the attempt log
+    thinks: bool = True  # the model can think, so `think: false` must be said (rule 2)
 
 
 def chat_path(show: ShowResult) -> ChatPath:
     """Rule 1, from what `/api/show` says of the model."""
+    thinks = "thinking" in show.capabilities
     if show.details.family in _HARMONY or show.renderer in _HARMONY:
         return ChatPath(content=True, thinking=True)
     if show.renderer:
         if show.renderer in CONTINUING_RENDERERS:
-            return ChatPath(content=True, trims=show.renderer in TRIMMING_RENDERERS)
+            return ChatPath(content=True, trims=show.renderer in TRIMMING_RENDERERS,
+                            thinks=thinks)
         return ChatPath(False, why=f"its renderer {show.renderer!r} starts a fresh answer after "
                                    "an assistant message")
     if ".Messages" in show.template and "$last" not in show.template:
         return ChatPath(False, why="its template closes every assistant turn, so the server would "
                                    "start a fresh answer")
-    return ChatPath(content=True)
+    return ChatPath(content=True, thinks=thinks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,8 @@ def chat_continuation(body: Mapping[str, Any], partial: Message,
     if partial.content or partial.tool_calls:
         if not path.content:
             return path.why
-        request["think"] = False  # rule 2
+        if path.thinks or "think" in request:  # rule 2 (servers before 0.12.5 refuse it else)
+            request["think"] = False
     elif not path.thinking:
         return ("the reply stopped inside its thinking, which this model's chat path cannot "
                 "continue")
@@ -129,13 +133,13 @@ class ResumedParse:
     """The parser of a stream after a resume: marks its first chunk `resumed` and drops the seam
     (rule 4) from the text field (`content` of a chat chunk, `response` of a generate one)."""
 
-    __slots__ = ("_field", "_first", "_parse", "_seam")
+    __slots__ = ("_field", "_first", "_seam", "base")
 
     def __init__(self, parse: Callable[[dict[str, Any]], Any], seam: str, field: str) -> None:
-        self._parse, self._seam, self._field, self._first = parse, seam, field, True
+        self.base, self._seam, self._field, self._first = parse, seam, field, True
 
     def __call__(self, obj: dict[str, Any]) -> Any:
-        chunk = self._parse(obj)
+        chunk = self.base(obj)
         if self._first:
             self._first = False
             chunk.resumed = True

@@ -95,11 +95,12 @@ async def resume(exchange: Exchange, failure: BaseException | None,
     failed attempt in its log."""
     acc = exchange.acc
     if failure is None:
+        hint = "" if exchange.retry.resume else " (RetryPolicy(resume=True) continues it)"
         error: OllamaError = StreamInterrupted(
             f"the stream from {exchange.what} ended after {acc.chunks} chunks without its final "
             "chunk: a proxy may have closed it, or Ollama stopped the model because it repeated "
             "one token over and over (its repetition guard; try a higher repeat_penalty or "
-            "another prompt). The partial reply is in .partial")
+            f"another prompt). The partial reply is in .partial{hint}")
     else:
         error = map_error(failure, exchange, started=True)
         error.__cause__ = failure
@@ -119,12 +120,17 @@ async def resume(exchange: Exchange, failure: BaseException | None,
     if isinstance(plan, str):  # the server cannot continue this reply: never a fresh answer
         exchange.failures.append(f"not resumed: {plan}")
         raise exchange.give_up(error)
+    if watchdog.loop.time() + delay >= watchdog.total_deadline:  # asking how took the time
+        exchange.failures.append("total timeout")
+        raise exchange.give_up(error)
     if exchange.watch is not None:
         exchange.watch.resume(exchange.attempts, reason, delay, acc.chunks)
     await exchange.sleep(delay)
     exchange.body = plan.body
     exchange.fresh_decoder()
-    exchange.parse = ResumedParse(exchange.parse, plan.seam, plan.field)
+    parse = exchange.parse
+    base = parse.base if isinstance(parse, ResumedParse) else parse  # an earlier resume's seam ends
+    exchange.parse = ResumedParse(base, plan.seam, plan.field)
     try:
         opened = await first_success(exchange, attempt)
     except OllamaError:

@@ -9,6 +9,8 @@ longer than 450 lines because it has one method per endpoint, twenty of them, ea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import logging
 import os
 import random
@@ -137,6 +139,13 @@ class AsyncOllama:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be a function of one event, not "
                             f"{type(on_event).__name__}")
+        if inspect.iscoroutinefunction(on_event):
+            raise TypeError("on_event must be a plain function: it is called inline, in the event "
+                            "loop, and never awaited; hand the event to a queue, or start your "
+                            "coroutine from it with asyncio.get_running_loop().create_task(...)")
+        if ssl is not None and (session is not None or connector is not None):
+            raise ValueError("ssl= configures the client's own connector; with session= or "
+                             "connector=, give yours the ssl (aiohttp.TCPConnector(ssl=...))")
         self._transport = Transport(url, self._headers, pool_limit=pool_limit, ssl=ssl,
                                     session=session, connector=connector,
                                     trust_env=bool(trust_env), proxy=proxy,
@@ -190,8 +199,9 @@ class AsyncOllama:
         # (asked here, not in a helper, to add no call to a request: `_observe`'s rule 1).
         otel = sys.modules.get("opentelemetry.trace")
         if (self._on_event is not None or LOG.isEnabledFor(logging.DEBUG)
-                or (otel is not None
-                    and not isinstance(otel.get_tracer_provider(), otel.ProxyTracerProvider))):
+                or (otel is not None and not isinstance(
+                    otel.get_tracer_provider(), (otel.ProxyTracerProvider,
+                                                 otel.NoOpTracerProvider)))):
             watch = Watch(kind.get("method", "POST"), self.host + path, path, model, self.host,
                           hook=self._on_event, content=self._log_content,
                           body=body if not callable(body) else None)
@@ -268,16 +278,24 @@ class AsyncOllama:
         reply = exchange.acc.message or Message("assistant", "")
         path = ChatPath(content=True)
         if reply.content or reply.thinking or reply.tool_calls:
-            path = await self._chat_path(exchange.model or "")
+            path = await self._chat_path(exchange)
         return chat_continuation(orjson.loads(request), reply, path)
 
-    async def _chat_path(self, model: str) -> ChatPath:
-        """How `model`'s chat path takes a message to continue, from `/api/show` (asked once per
-        model and client)."""
+    async def _chat_path(self, exchange: Exchange) -> ChatPath:
+        """How the model's chat path takes a message to continue, from `/api/show` (asked once
+        per model and client, with the call's retry policy and within what is left of its
+        `total`)."""
+        model = exchange.model or ""
         known = self._chat_paths.get(model)
         if known is None:
+            timeouts = exchange.timeouts
+            watchdog = exchange.watchdog
+            if watchdog is not None and timeouts.total:
+                left = max(watchdog.total_deadline - watchdog.loop.time(), 0.001)
+                timeouts = dataclasses.replace(timeouts, total=left)
             try:
-                known = chat_path(await self.show(model))
+                known = chat_path(await self.show(model, timeouts=timeouts,
+                                                  retry=exchange.retry))
             except OllamaError as exc:
                 return ChatPath(False, why=f"/api/show could not say how {model!r} continues a "
                                            f"reply ({type(exc).__name__}: {exc})")

@@ -28,7 +28,9 @@ class Event:
     `done_reason`, `metrics`), "failed" (it ended in `error`; or `abandoned`: the caller left the
     stream before its end). `operation` is the endpoint ("chat", "generate", "embed", "pull", ...);
     `elapsed` the seconds since the call started. `request` and `content` (the request's body and
-    the reply's text) are set only for a client made with `log_content=True`.
+    the reply's text) are set only for a client made with `log_content=True`; `error` is the
+    exception the caller gets, so a failed stream's `error.partial` holds the reply so far in any
+    case.
     """
 
     kind: str

@@ -40,8 +40,8 @@ from ._exchange import Exchange
 from ._http import send
 from ._http_errors import TRANSPORT_ERRORS, EarlyEOF, Response, map_error
 from ._retry import first_success, resume
-from .errors import OllamaError
-from .protocol import ChatAccumulator
+from .errors import OllamaError, ProtocolError
+from .protocol import ChatAccumulator, NDJSONDecoder
 from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
@@ -329,7 +329,7 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
             if data:
                 objs = feed(data)
                 continue
-            objs = decoder.close() if data is not None else []
+            objs = _at_eof(decoder) if data is not None else []
             if objs:
                 continue
             # Ended without the final chunk: raises, unless the stream is resumed (rule 7).
@@ -358,13 +358,24 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 resp_.close()
 
 
+def _at_eof(decoder: NDJSONDecoder) -> list[dict[str, Any]]:
+    """The end of a body: its last line when it came whole without a newline; nothing when the
+    close cut it short (Ollama ends every line with one), so the stream ended early."""
+    if not decoder.pending_bytes:
+        return []
+    try:
+        return decoder.close()
+    except ProtocolError:
+        return []
+
+
 async def _first_objects(resp: Response, exchange: Exchange) -> list[dict[str, Any]]:
     """The reader of a stream's attempt: read until the first line is decoded."""
     reader, decoder = resp.content, exchange.decoder
     while True:
         data = await reader.readany()
         if not data:
-            objs = decoder.close()
+            objs = _at_eof(decoder)
             if objs:
                 return objs
             raise EarlyEOF("the response body ended before its first line")

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+import ssl
 import subprocess
 import sys
+import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+import trustme
 
 from ollama_stream import (
     AsyncOllama,
@@ -171,8 +175,50 @@ async def test_an_explicit_proxy_gets_its_credentials_and_the_server_does_not(
                 assert (await client.chat("qwen3", USER).result()).message.content
     assert [line for line, _ in recorder.seen] == [f"POST {fake.url}/api/chat"] * 4
     assert [headers["proxy-authorization"] for _, headers in recorder.seen] == [expected] * 4
-    assert all("proxy-authorization" not in {k.lower() for k in r.headers}
-               for r in fake.received)
+
+
+class ConnectProxy:
+    """A CONNECT proxy on loopback: records each CONNECT's head, then pipes the tunnel."""
+
+    def __init__(self) -> None:
+        self.heads: list[dict[str, str]] = []
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line, headers, _ = await read_request(reader)
+        self.heads.append({"line": line.decode(), **headers})
+        host, port = line.decode().split(" ")[1].rsplit(":", 1)
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_to_an_https_server_the_proxy_credentials_go_in_the_connect_only(
+        no_proxy_env: pytest.MonkeyPatch) -> None:
+    ca = trustme.CA()
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_side)
+    client_side = ssl.create_default_context()
+    ca.configure_trust(client_side)
+    tunnel = ConnectProxy()
+    async with FakeOllama(ssl=server_side) as fake, raw_server(tunnel) as url:
+        for options in ({"proxy": url, "proxy_auth": ("squid", "pw")},
+                        {"proxy": url.replace("http://", "http://squid:pw@")}):
+            async with AsyncOllama(fake.url, ssl=client_side, **options) as client:
+                assert (await client.chat("qwen3", USER).result()).message.content
+    expected = "Basic " + base64.b64encode(b"squid:pw").decode()
+    assert [head["proxy-authorization"] for head in tunnel.heads] == [expected] * 2
+    assert all(head["line"].startswith("CONNECT 127.0.0.1:") for head in tunnel.heads)
+    inside = [{k.lower() for k in r.headers} for r in fake.received]
+    assert len(inside) == 2 and not any("proxy-authorization" in names for names in inside)
 
 
 def test_a_proxy_that_is_not_an_http_url_is_refused() -> None:
@@ -213,6 +259,48 @@ async def test_redirects_none_follows_not_even_the_same_origin() -> None:
         with pytest.raises(OllamaError, match="redirect") as info:
             await client.chat("qwen3", USER).result()
     assert "redirects='none'" in str(info.value) and len(seen) == 1
+
+
+async def test_a_callers_session_with_credentials_is_not_followed_to_another_origin(
+        fake: FakeOllama) -> None:
+    handler, seen = redirect_to(f"{fake.url}/api/chat")
+    async with raw_server(handler) as url:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer SESSION-KEY"}) as own:
+            client = AsyncOllama(url, session=own, redirects="any")
+            with pytest.raises(OllamaError, match="your session= adds an Authorization"):
+                await client.chat("qwen3", USER).result()
+            await client.aclose()
+        async with AsyncOllama(url.replace("http://", "http://me:pw@"),
+                               redirects="any") as client:  # our own basic auth stays home
+            assert (await client.chat("qwen3", USER).result()).message.content
+    assert fake.received and all("authorization" not in {k.lower() for k in r.headers}
+                                 for r in fake.received)
+    assert seen[-1]["authorization"] == "Basic " + base64.b64encode(b"me:pw").decode()
+
+
+async def test_credentials_in_a_location_are_never_shown() -> None:
+    handler, _ = redirect_to("http://user:hunter2@127.0.0.2:1/api/chat")
+    async with raw_server(handler) as url, AsyncOllama(url) as client:
+        with pytest.raises(OllamaError, match="another origin") as info:
+            await client.chat("qwen3", USER).result()
+    assert "hunter2" not in str(info.value) and "***@127.0.0.2" in str(info.value)
+
+
+async def test_a_session_that_raises_for_status_still_gets_our_errors(fake: FakeOllama) -> None:
+    async with aiohttp.ClientSession(raise_for_status=True) as own:
+        client = AsyncOllama(fake.url, session=own, retry=NO_WAIT)
+        fake.queue_error(503, "server busy, please try again.  maximum pending requests exceeded")
+        assert (await client.chat("qwen3", USER).result()).message.content  # retried
+        with pytest.raises(ModelNotFoundError):
+            await client.chat("not-pulled", USER).result()
+        await client.aclose()
+
+
+def test_the_settings_a_callers_connector_owns_are_its_own() -> None:
+    unlimited = types.SimpleNamespace(limit=0)
+    assert AsyncOllama(connector=unlimited, pool_limit=7).pool_limit == 0
+    with pytest.raises(ValueError, match="give yours the ssl"):
+        AsyncOllama(connector=unlimited, ssl=False)
 
 
 def test_an_unknown_redirects_policy_is_refused() -> None:
@@ -417,9 +505,21 @@ def test_the_blocking_client_takes_on_event_too() -> None:
     assert hook.kinds == ["request", "first_chunk", "finished"]
 
 
-def test_on_event_must_be_callable() -> None:
+def test_on_event_must_be_a_plain_function() -> None:
     with pytest.raises(TypeError, match="on_event"):
         AsyncOllama(on_event="print")  # type: ignore[arg-type]
+
+    async def coroutine_hook(event: Event) -> None: ...
+
+    with pytest.raises(TypeError, match="never awaited"):
+        AsyncOllama(on_event=coroutine_hook)
+
+
+def test_a_no_op_tracer_provider_is_nobody_listening(monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = pytest.importorskip("opentelemetry.trace")
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", trace.NoOpTracerProvider())
+    client = AsyncOllama()
+    assert client._exchange("/api/chat", b"{}", "qwen3").watch is None
 
 
 # -- tracing ---------------------------------------------------------------------------------------

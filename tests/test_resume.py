@@ -35,6 +35,8 @@ from ollama_stream.events import Event
 from ollama_stream.testing import FakeModel, FakeOllama, _generation, _gojson, _wire
 from ollama_stream.types import Message
 
+from .servers import raw_server, read_request, response_head
+
 RESUME = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0, resume=True)
 USER = [{"role": "user", "content": "Tell me a story."}]
 THINKING = "The user wants a story; keep it short. "
@@ -358,3 +360,105 @@ async def test_a_retry_after_a_first_line_cut_short_starts_a_clean_line(fake: Fa
         result = await client.chat("qwen3", USER, think=False).result()
     assert result.message.content == "whole again" and result.resumes == 0
     assert len(fake.requests) == 2
+
+
+# -- clean closes, the show request's deadline, old servers, nested seams, look-alike prompts ---
+
+def chat_line(content: str, done: bool = False) -> bytes:
+    obj: dict[str, Any] = {"model": "qwen3", "created_at": "2026-08-21T10:00:00Z",
+                           "message": {"role": "assistant", "content": content}, "done": done}
+    if done:
+        obj["done_reason"] = "stop"
+    return orjson.dumps(obj) + b"\n"
+
+
+def scripted(show_stalls: bool = False) -> tuple[Any, list[bytes]]:
+    """A server that closes a chat answer cleanly in the middle of its third line (no chunked
+    framing: a close-delimited body, as some proxies send), whose /api/show answers (or stalls),
+    and that answers a continuation (a request ending in the partial reply) with the rest."""
+    seen: list[bytes] = []
+
+    async def handler(reader: Any, writer: Any) -> None:
+        while True:
+            line, _, body = await read_request(reader)
+            seen.append(line)
+            if line.startswith(b"POST /api/show"):
+                if show_stalls:
+                    await reader.read()  # silent until the client leaves
+                    return
+                answer = orjson.dumps({"capabilities": ["completion"], "details": {},
+                                       "template": "{{ .Prompt }}"})
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+                await writer.drain()
+                continue
+            if orjson.loads(body)["messages"][-1]["role"] == "user":  # a first request
+                third = chat_line("three ")
+                writer.write(response_head(chunked=False) + chat_line("one ") + chat_line("two ")
+                             + third[:len(third) // 2])
+                await writer.drain()
+                return  # a clean close, in the middle of a line
+            assert orjson.loads(body)["messages"][-1]["content"] == "one two "
+            writer.write(response_head(chunked=False) + chat_line("three ") + chat_line("four")
+                         + chat_line("", done=True))
+            await writer.drain()
+            return
+
+    return handler, seen
+
+
+async def test_a_clean_close_in_the_middle_of_a_line_is_a_cut_stream() -> None:
+    handler, seen = scripted()
+    async with raw_server(handler) as url:
+        async with AsyncOllama(url, retry=RESUME) as client:
+            result = await client.chat("qwen3", USER).result()
+        assert result.message.content == "one two three four" and result.resumes == 1
+        async with AsyncOllama(url, retry=RetryPolicy(max_attempts=1)) as client:
+            with pytest.raises(StreamInterrupted) as info:  # not a ProtocolError
+                await client.chat("qwen3", USER).result()
+    assert info.value.partial is not None and info.value.partial.content == "one two "
+    assert "resume=True" in str(info.value)  # the way out, named
+    assert [line.split()[1] for line in seen] == [b"/api/chat", b"/api/show", b"/api/chat",
+                                                  b"/api/chat"]
+
+
+async def test_asking_how_to_resume_stays_within_the_calls_total() -> None:
+    handler, seen = scripted(show_stalls=True)
+    async with raw_server(handler) as url, AsyncOllama(url, retry=RESUME) as client:
+        started = time.perf_counter()
+        with pytest.raises(StreamInterrupted) as info:
+            await client.chat("qwen3", USER, timeouts=Timeouts(total=0.5)).result()
+        assert time.perf_counter() - started < 5
+    assert any("/api/show" in failure for failure in info.value.failures)
+    assert [line.split()[1] for line in seen] == [b"/api/chat", b"/api/show"]
+
+
+async def test_a_model_that_cannot_think_is_not_told_think_false(steady_clock: None) -> None:
+    model = FakeModel("plain", capabilities=["completion"])
+    async with FakeOllama(models=[model], version="0.12.0") as fake:
+        fake.queue_reply(content="alpha beta gamma", drop_after=[2])
+        async with AsyncOllama(fake.url, retry=RESUME) as client:
+            result = await client.chat("plain", USER).result()
+        assert result.message.content == "alpha beta gamma" and result.resumes == 1
+        assert "think" not in fake.requests[-1]
+        with pytest.raises(ResponseError, match="does not support thinking"):  # as 0.12.0 did
+            await AsyncOllama(fake.url).chat("plain", USER, think=False).result()
+
+
+def test_a_second_resume_starts_from_the_plain_parser() -> None:
+    def chunk(text: str) -> Any:
+        return types.SimpleNamespace(content=text, resumed=False)
+
+    first = ResumedParse(lambda obj: chunk(obj["t"]), "  ", "content")
+    assert first({"t": " "}).content == ""  # half of its seam is left when the stream fails
+    second = ResumedParse(first.base, "", "content")  # what the next resume wraps
+    assert second({"t": " x"}).content == " x"
+
+
+async def test_a_raw_prompt_that_only_looks_like_a_resume_gets_the_whole_reply(
+        fake: FakeOllama) -> None:
+    fake.queue_reply(content="\nHello!")
+    async with AsyncOllama(fake.url) as client:
+        result = await client.generate("qwen3", "<|user|>hi<|assistant|>\n", raw=True,
+                                       think=False).result()
+    assert result.response == "\nHello!"

@@ -66,12 +66,13 @@ class Thinking:
     error: str | None = None
 
 
-def resolve_think(info: _ModelInfo, think: Any, model: str) -> Thinking:
+def resolve_think(info: _ModelInfo, think: Any, model: str,
+                  version: tuple[int, ...] = (99,)) -> Thinking:
     """Omitted on a thinking model = on (v0.12.4); `think: false` turns it off, except on gpt-oss
     (harmony), which always thinks and reads true as "medium" and "max" as "high"; true or a
-    level on a model without thinking is the server's 400."""
+    level on a model without thinking is the server's 400, and so is false before v0.12.5."""
     if "thinking" not in info.capabilities:
-        if think is True or isinstance(think, str):
+        if think is True or isinstance(think, str) or (think is False and version < (0, 12, 5)):
             return Thinking(False, error=f"{go_quote(model)} does not support thinking")
         return Thinking(False)
     if info.harmony:

@@ -30,6 +30,7 @@ from ._replies import (
     merge_chat,
     merge_generate,
     prompt_tokens,
+    version_tuple,
     wire_calls,
 )
 from ._state import FakeReply
@@ -121,7 +122,7 @@ class _GenerationRoutes(_Wire):
                           "message": {"role": "assistant", "content": ""}, "done": True,
                           "done_reason": "unload"})
         info = self._info(stored)
-        think = resolve_think(info, body.get("think"), model)
+        think = resolve_think(info, body.get("think"), model, version_tuple(self.version))
         if think.error is not None:
             return _json_error(400, think.error)
         wanted = ("tools",) if body.get("tools") else ()
@@ -159,6 +160,15 @@ class _GenerationRoutes(_Wire):
                                           lambda ls: merge_chat(ls, turn.tools), started)
         return await self._stream(request, lines, reply, started=started)
 
+    def _raw_written(self, prompt: str) -> str:
+        """A raw prompt that extends an earlier one is a reply resumed by appending its partial to
+        the prompt: the part of the reply it already holds (the model writes on from there)."""
+        earlier = max((seen for seen in self._raw_prompts
+                       if prompt.startswith(seen) and len(seen) < len(prompt)),
+                      key=len, default=None)
+        self._raw_prompts.append(prompt)
+        return prompt[len(earlier):] if earlier is not None else ""
+
     @staticmethod
     def _context(body: Mapping[str, Any], info: _ModelInfo) -> int:
         """The runner's context: num_ctx (4096 by default), never more than the model's."""
@@ -194,7 +204,7 @@ class _GenerationRoutes(_Wire):
         if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
             return _json_error(400, "raw mode does not support template, system, or context")
         info = self._info(stored)
-        think = resolve_think(info, body.get("think"), model)
+        think = resolve_think(info, body.get("think"), model, version_tuple(self.version))
         if think.error is not None:
             return _json_error(400, think.error)
         wanted = ("insert",) if body.get("suffix") else ()
@@ -218,7 +228,8 @@ class _GenerationRoutes(_Wire):
                 return answer
             self._use(stored, body)
             calls = self._calls(reply, turn, chat=False)
-            lines = generate_lines(turn, reply, body, calls)
+            written = self._raw_written(prompt) if body.get("raw") else ""
+            lines = generate_lines(turn, reply, body, calls, written)
         if body.get("stream") is False:
             return await self._unstreamed(request, lines, reply, merge_generate, started)
         return await self._stream(request, lines, reply, started=started)

@@ -111,15 +111,6 @@ def _continuation(text: str, partial: str | None) -> str:
     return text
 
 
-def _raw_continuation(prompt: str, text: str) -> str:
-    """A raw prompt is the model's own text: one that ends with the beginning of `text` (a reply
-    resumed by appending its partial to the prompt) gets the rest of it."""
-    for size in range(len(text), 0, -1):
-        if prompt.endswith(text[:size]):
-            return text[size:]
-    return text
-
-
 def prompt_tokens(texts: Sequence[str]) -> int:
     return sum(len(split_tokens(text)) for text in texts) + 10
 
@@ -161,10 +152,11 @@ def chat_lines(turn: Turn, reply: FakeReply, calls: list[dict[str, Any]],
 
 
 def generate_lines(turn: Turn, reply: FakeReply, request: Mapping[str, Any],
-                   calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                   calls: list[dict[str, Any]], written: str = "") -> list[dict[str, Any]]:
     """Generate's chunks: `response` on every line, `thinking` on thinking lines (between the
     empty chunks of the think tags, which generate does not skip); the final line has `context`
-    (unless raw), the metrics and any tool calls."""
+    (unless raw), the metrics and any tool calls. `written`: the part of the reply a raw prompt
+    already holds (a resumed reply), which is not written again."""
     def chunk(response: str, token: str | None, **extra: Any) -> dict[str, Any]:
         line = {"model": turn.model, "created_at": None, "response": response, **extra,
                 "done": False}
@@ -179,7 +171,7 @@ def generate_lines(turn: Turn, reply: FakeReply, request: Mapping[str, Any],
         lines += [chunk("", token, thinking=token) for token in split_tokens(thinking)]
         lines += [chunk("", "</think>"), chunk("", "\n\n")]
     prompt = str(request.get("prompt") or "")
-    content = _raw_continuation(prompt, reply.content) if request.get("raw") else reply.content
+    content = _continuation(reply.content, written)
     lines += [chunk(token, token) for token in split_tokens(content)]
     if reply.error is not None:
         lines.append({"error": reply.error})

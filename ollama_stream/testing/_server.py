@@ -89,6 +89,7 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes, _WebRoutes):
         # bodies of /api/chat and /api/generate requests, in order
         self.requests: list[dict[str, Any]] = []
         self.received: list[RecordedRequest] = []  # every request, any path
+        self._raw_prompts: list[str] = []  # of raw generates: how a resumed one is known
         # uploaded with POST /api/blobs/:digest, by digest ("sha256:<hex>")
         self.blobs: dict[str, bytes] = {}
         self.disconnects = 0  # streams the client left before their end
@@ -195,6 +196,7 @@ class FakeOllama(_GenerationRoutes, _ModelRoutes, _ProgressRoutes, _WebRoutes):
         self._replies.clear()
         self.requests.clear()
         self.received.clear()
+        self._raw_prompts.clear()
         self.disconnects = 0
         if self._disconnected is not None:
             self._disconnected.clear()

@@ -82,6 +82,7 @@ class _FakeState:
     _loaded: dict[str, _Loaded]
     _uses: itertools.count[int]
     _disconnected: asyncio.Event | None
+    _raw_prompts: list[str]
 
     if TYPE_CHECKING:  # FakeOllama's public scripting method, which _next_reply calls
         def default_reply(self, request: Mapping[str, Any]) -> FakeReply: ...
