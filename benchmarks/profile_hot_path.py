@@ -1,56 +1,69 @@
 """Where a chunk's CPU goes in ollama_stream's own code, in-process: each step of the hot path timed
-alone over the benchmark's 2,000-line reply (best of 25 interleaved rounds), next to the floor's
-whole per-line loop.
+alone over the benchmark's 2,000-line reply (best of interleaved rounds), next to the floor's whole
+per-line loop.
 
-    python -m benchmarks.profile_hot_path
+    python -m benchmarks.profile_hot_path [ROUNDS]
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import timeit
 from collections.abc import AsyncIterator, Callable
 
 import orjson
 
 from benchmarks.server import reply_lines
-from ollama_stream.protocol import ChatAccumulator, NDJSONDecoder, parse_chat_chunk
+from ollama_stream.protocol import ChatAccumulator, NDJSONDecoder
 from ollama_stream.types import ChatChunk
 
 
 def main() -> None:
+    rounds = int(sys.argv[1]) if sys.argv[1:] else 25
     lines = reply_lines(2000)
     data = b"".join(lines)
-    objs = NDJSONDecoder().feed(data)
-    chunks = [parse_chat_chunk(obj) for obj in objs]
+    split_lines = NDJSONDecoder().split(data)
+    objs = [orjson.loads(line) for line in split_lines]
+    acc = ChatAccumulator()
+    chunks = [acc.take(obj) for obj in objs]
     loads = orjson.loads
 
-    # what the floor client does per line: split, loads, three fields, keep the content
+    # what the floor client does per line: split, loads, accumulate three fields, find done
     def floor() -> None:
-        content = []
+        content, thinking, calls = [], [], []
         for line in data.split(b"\n"):
             if line:
                 obj = loads(line)
                 message = obj["message"]
-                content.append(message["content"])
-                message.get("thinking")
+                if text := message.get("content"):
+                    content.append(text)
+                if text := message.get("thinking"):
+                    thinking.append(text)
+                if more := message.get("tool_calls"):
+                    calls.extend(more)
                 obj["done"]
 
     def decode() -> None:
-        NDJSONDecoder().feed(data)
+        for line in NDJSONDecoder().split(data):
+            loads(line)
 
-    def parse() -> None:
+    def take() -> None:
+        take = ChatAccumulator().take
         for obj in objs:
-            parse_chat_chunk(obj)
+            take(obj)
+
+    new = object.__new__
 
     def construct() -> None:
         for obj in objs:
-            ChatChunk("m", "t", "c", "", (), False, None, None, None, obj)
-
-    def accumulate() -> None:
-        add = ChatAccumulator().add
-        for chunk in chunks:
-            add(chunk)
+            chunk = new(ChatChunk)
+            chunk.model, chunk.created_at, chunk.content, chunk.thinking = "m", "t", "c", ""
+            chunk.tool_calls = chunk.images = ()
+            chunk.done = False
+            chunk.done_reason = chunk.metrics = chunk.logprobs = None
+            chunk.raw = obj
+            chunk.remote_model = chunk.remote_host = None
 
     async def generator() -> AsyncIterator[ChatChunk]:
         for chunk in chunks:
@@ -63,12 +76,14 @@ def main() -> None:
         asyncio.run(consume())
 
     steps: dict[str, Callable[[], None]] = {
-        "floor: split + loads + 3 fields, per line": floor, "decode (split + loads)": decode,
-        "parse_chat_chunk (incl. the ChatChunk)": parse, "  of which ChatChunk(...)": construct,
-        "ChatAccumulator.add": accumulate, "async generator hand-over": hand_over,
+        "floor: split + loads + accumulate, per line": floor,
+        "decode (NDJSONDecoder.split + loads)": decode,
+        "ChatAccumulator.take (parse + add)": take,
+        "  of which building the ChatChunk": construct,
+        "async generator hand-over": hand_over,
     }
     best = dict.fromkeys(steps, float("inf"))
-    for _ in range(25):
+    for _ in range(rounds):
         for name, step in steps.items():
             best[name] = min(best[name], timeit.timeit(step, number=3))
     print("| step | µs / chunk |\n|---|---|")

@@ -1,11 +1,20 @@
 """Run every benchmark the same way and write docs/benchmarks.md.
 
-    python -m benchmarks.run            # the full run (about 10 minutes on 2 cores)
-    python -m benchmarks.run --quick    # fewer streams and repeats, for a look
+    python -m benchmarks.run            # the full run (the page says how long it took)
+    python -m benchmarks.run --quick    # fewer streams and rounds, for a look
+    python -m benchmarks.run --smoke    # seconds: every part of the harness once, tiny
 
-The load server and every client run in processes of their own; each figure is the median of the
-repeats, and the ratios are taken within this one run. Bytecode caching is on for the child
-processes (the import and cold-start figures would otherwise measure compiling).
+The load server and every client run in processes of their own. Two measures of CPU per chunk:
+
+- Instructions (the headline): each client runs under valgrind's callgrind, one stream at a time,
+  for 1 and for N streams, instrumented over the streaming phase only; the difference divided by
+  the chunks of the N - 1 extra streams is the cost of a chunk, imports and setup cancelled out.
+  Instruction counts hardly move with the load of a shared machine. Without valgrind the page
+  says so and keeps to CPU time.
+- CPU time, interleaved: each round runs every client in turn, so a change of load hits them all
+  alike, and a ratio is the median of the per-round ratios.
+
+Bytecode caching is on for the child processes (cold start would otherwise measure compiling).
 """
 
 from __future__ import annotations
@@ -15,25 +24,42 @@ import contextlib
 import importlib.metadata
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import timeit
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from benchmarks.structured import objects_cost, report_lines, target_row
+from benchmarks import report
+from benchmarks.client import Callgrind
+from benchmarks.structured import objects_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNKS = 2000
-BATCHED = "batched replies"
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 ENV["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 ENV["PYTHONPATH"] = str(ROOT)
+PUBLIC = "ollama_stream (public readany)"
+RESUME = "ollama_stream resume=True"  # what a resumable stream costs while nothing fails
+# label -> (client in benchmarks.client, extra environment)
+CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
+    "floor": ("floor", {}),
+    "ollama_stream": ("ollama_stream", {}),
+    PUBLIC: ("ollama_stream", {"OLLAMA_STREAM_PUBLIC_READS": "1"}),
+    RESUME: ("ollama_stream resume=True", {}),
+    "Ollama (blocking)": ("Ollama (blocking)", {}),
+    "ollama-python": ("ollama-python", {}),
+    "litellm": ("litellm", {}),
+}
+BATCHED, LOCKSTEP = "batched", "one line per read"
 
 
 def has(module: str) -> bool:
@@ -50,31 +76,147 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(chunks: int, mode: str = "flush") -> tuple[subprocess.Popen[str], str]:
+@contextlib.contextmanager
+def serving(mode: str, chunks: int = CHUNKS) -> Iterator[str]:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "benchmarks.server", str(port), str(chunks),
                                mode], env=ENV, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-    return server, f"http://127.0.0.1:{port}"
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
 
 
-def run_client(name: str, url: str, streams: int, concurrency: int, chunks: int) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.client", name, url, str(streams),
-                          str(concurrency), str(chunks)], env=ENV, capture_output=True, text=True,
-                         cwd=ROOT, timeout=900)
+def server_stats(url: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/stats", timeout=10) as answer:
+        stats: dict[str, Any] = orjson.loads(answer.read())
+        return stats
+
+
+def run_client(label: str, url: str, streams: int, concurrency: int, chunks: int = CHUNKS,
+               *extra: str, wrapper: tuple[str, ...] = (),
+               env: dict[str, str] | None = None) -> dict[str, Any]:
+    name, own = CLIENTS[label]
+    out = subprocess.run([*wrapper, sys.executable, "-m", "benchmarks.client", name, url,
+                          str(streams), str(concurrency), str(chunks), *extra],
+                         env={**ENV, **own, **(env or {})}, capture_output=True, text=True,
+                         cwd=ROOT, timeout=3600)
     if out.returncode:
-        raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{label} failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
-def summarise(runs: list[dict[str, Any]], streams: int, concurrency: int) -> dict[str, Any]:
-    """The medians of a client's repeated runs of one scenario."""
-    return {"cpu": statistics.median(r["cpu_us_per_chunk"] for r in runs),
-            "wall": statistics.median(r["wall_s"] for r in runs),
-            "rss": statistics.median(r["peak_rss_kib"] for r in runs),
-            "baseline": statistics.median(r["baseline_rss_kib"] for r in runs),
-            "streams": streams, "concurrency": concurrency}
+# -- instructions ----------------------------------------------------------------------------------
+
+def callgrind_run(label: str, url: str, streams: int, chunks: int, out: Path) -> int:
+    """Instructions of one client process's streaming phase (the whole process where client
+    requests cannot be made on this machine: the difference of two runs cancels the rest)."""
+    toggle = Callgrind().usable
+    wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               f"--instr-atstart={'no' if toggle else 'yes'}")
+    # PYTHONHASHSEED: the same dict layouts in every run
+    result = run_client(label, url, streams, 1, chunks, wrapper=wrapper,
+                        env={"PYTHONHASHSEED": "0"})
+    assert result["callgrind_toggled"] == toggle, result
+    for line in out.read_text().splitlines():
+        if line.startswith(("totals:", "summary:")) and int(line.split()[1]):
+            return int(line.split()[1])
+    raise RuntimeError(f"no instruction count in {out}")
+
+
+def instructions(labels: list[str], mode: str, extra_streams: dict[str, int], chunks: int,
+                 keep: Path) -> dict[str, dict[str, Any]]:
+    """Instructions per chunk of each client in one read pattern: (I(N) - I(1)) / ((N - 1) x
+    chunks), one stream at a time."""
+    results = {}
+    with serving("batch" if mode == BATCHED else "lockstep", chunks) as url:
+        for label in labels:
+            n = 1 + extra_streams[label]
+            slug = label.replace(" ", "_").replace("(", "").replace(")", "")
+            files = keep / f"{mode[:5]}.{slug}.1", keep / f"{mode[:5]}.{slug}.{n}"
+            one, many = (callgrind_run(label, url, count, chunks, file)
+                         for count, file in zip((1, n), files, strict=True))
+            results[label] = {"per_chunk": (many - one) / ((n - 1) * chunks), "streams": n,
+                              "files": files}
+            print(f"instructions {mode:18} {label:32} {results[label]['per_chunk']:10.0f}",
+                  flush=True)
+        stats = server_stats(url)
+    for row in results.values():
+        row["server"] = stats
+    return results
+
+
+def profile(files_n: tuple[Path, Path], chunks: int, streams: int) -> dict[str, float]:
+    """Self instructions per chunk of each C function (callgrind_annotate), N streams minus 1."""
+    def costs(path: Path) -> dict[str, int]:
+        out = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
+                              str(path)], capture_output=True, text=True, check=True).stdout
+        found: dict[str, int] = {}
+        for line in out.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) == 3 and parts[0].replace(",", "").isdigit() and ":" in parts[2]:
+                where, _, rest = parts[2].partition(" [")
+                function = where.rsplit(":", 1)[1].split("'")[0]
+                if function.startswith("0x"):  # no symbols: name the library instead
+                    function = f"{Path(rest.rstrip(']')).name.split('.')[0]} (no symbols)"
+                found[function] = found.get(function, 0) + int(parts[0].replace(",", ""))
+        return found
+
+    one, many = (costs(path) for path in files_n)
+    per = (streams - 1) * chunks
+    return {name: (cost - one.get(name, 0)) / per for name, cost in many.items()}
+
+
+# -- CPU time, interleaved -------------------------------------------------------------------------
+
+def timed(scenarios: list[tuple[str, str, int, int, int]], labels: list[str],
+          ) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every round runs every client in turn; a ratio is the median of the per-round ratios."""
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    for scenario, mode, streams, concurrency, rounds in scenarios:
+        here = [label for label in labels
+                if not (label == "Ollama (blocking)" and concurrency > 100)  # a thread per stream
+                and not (label == "litellm" and concurrency > 10)]  # ~1 ms per chunk
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in here}
+        with serving(mode) as url:
+            for _ in range(rounds):
+                for label in here:
+                    count = max(1, streams // 10) if label == "litellm" else streams
+                    run = run_client(label, url, count, concurrency)
+                    run["streams"] = count
+                    runs[label].append(run)
+        for label in here:
+            cpu = [r["cpu_us_per_chunk"] for r in runs[label]]
+            ratios = [r["cpu_us_per_chunk"] / f["cpu_us_per_chunk"]
+                      for r, f in zip(runs[label], runs["floor"], strict=True)]
+            results[(scenario, label)] = {
+                "cpu": statistics.median(cpu), "x_floor": statistics.median(ratios),
+                "wall": statistics.median(r["wall_s"] for r in runs[label]),
+                "rss": statistics.median(r["peak_rss_kib"] for r in runs[label]),
+                "streams": runs[label][0]["streams"], "concurrency": concurrency,
+                "rounds": rounds, "runs": runs[label]}
+            print(f"time {scenario:34} {label:32} {results[(scenario, label)]['cpu']:8.2f} us/chunk"
+                  f" {results[(scenario, label)]['x_floor']:5.2f}x", flush=True)
+    return results
+
+
+def idle_memory(labels: list[str], streams: int, rounds: int) -> dict[str, dict[str, float]]:
+    """KiB of RSS per open stream at rest (its first chunk read), `streams` open at once."""
+    runs: dict[str, list[float]] = {label: [] for label in labels}
+    with serving("idle") as url:
+        for _ in range(rounds):
+            for label in labels:
+                runs[label].append(run_client(label, url, streams, streams, CHUNKS,
+                                              "--idle")["kib_per_idle_stream"])
+    floor = runs["floor"]
+    return {label: {"kib": statistics.median(values),
+                    "x_floor": statistics.median(v / f for v, f in zip(values, floor, strict=True))}
+            for label, values in runs.items()}
 
 
 # -- cold start and import -------------------------------------------------------------------------
@@ -107,20 +249,21 @@ COLD = {
 }
 
 
-def cold_start(name: str, url: str, repeats: int) -> float:
-    """Seconds from process start to the first chunk printed (median)."""
-    code = f"URL = {url!r}\n" + COLD[name]
-    times = []
-    for _ in range(repeats + 1):  # the first run warms the bytecode cache and is dropped
-        started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", code], env=ENV, stdout=subprocess.PIPE,
-                                 text=True, cwd=ROOT)
-        assert child.stdout is not None
-        child.stdout.readline()
-        times.append(time.perf_counter() - started)
-        child.kill()
-        child.wait()
-    return statistics.median(times[1:])
+def cold_start(names: list[str], url: str, repeats: int) -> dict[str, float]:
+    """Seconds from process start to the first chunk printed (median; rounds interleaved)."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats + 1):  # the first round warms the bytecode cache and is dropped
+        for name in names:
+            started = time.perf_counter()
+            child = subprocess.Popen([sys.executable, "-c", f"URL = {url!r}\n" + COLD[name]],
+                                     env=ENV, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            assert child.stdout is not None
+            child.stdout.readline()
+            if round_:
+                times[name].append(time.perf_counter() - started)
+            child.kill()
+            child.wait()
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def import_time(statement: str, repeats: int) -> float:
@@ -131,8 +274,7 @@ def import_time(statement: str, repeats: int) -> float:
         return time.perf_counter() - started
 
     once(statement)
-    empty = statistics.median(once("pass") for _ in range(repeats))
-    return statistics.median(once(statement) for _ in range(repeats)) - empty
+    return statistics.median(once(statement) - once("pass") for _ in range(repeats))
 
 
 def import_added(statement: str, baseline: str, repeats: int) -> float:
@@ -158,6 +300,9 @@ def import_added(statement: str, baseline: str, repeats: int) -> float:
 # -- the decoder alone -----------------------------------------------------------------------------
 
 def decoder_ratio(repeats: int) -> dict[str, float]:
+    """The read loop's decoding (`NDJSONDecoder.split`, then orjson.loads line by line) against a
+    bare split + loads loop over the same lines, the whole reply at once and one line per read
+    (best of interleaved rounds)."""
     from benchmarks.server import reply_lines
     from ollama_stream.protocol import NDJSONDecoder
 
@@ -171,16 +316,18 @@ def decoder_ratio(repeats: int) -> dict[str, float]:
                 loads(line)
 
     def ours_whole() -> None:
-        NDJSONDecoder().feed(data)
+        for line in NDJSONDecoder().split(data):
+            loads(line)
 
     def bare_lines() -> None:
         for line in lines:
             loads(line)
 
     def ours_lines() -> None:
-        feed = NDJSONDecoder().feed
-        for line in lines:
-            feed(line)
+        split = NDJSONDecoder().split
+        for data in lines:
+            for line in split(data):
+                loads(line)
 
     functions = {"bare_whole": bare_whole, "ours_whole": ours_whole, "bare_lines": bare_lines,
                  "ours_lines": ours_lines}
@@ -197,73 +344,96 @@ def decoder_ratio(repeats: int) -> dict[str, float]:
 
 # -- the run ---------------------------------------------------------------------------------------
 
+# What each size of run does: rounds, how much smaller the streams are, how many extra streams each
+# client runs under callgrind (fast clients, ollama-python, LiteLLM), and the reply of those runs.
+PLANS: dict[str, dict[str, Any]] = {
+    "full": {"rounds": 5, "scale": 1, "extra": (10, 4, 1), "lockstep_extra": (4, 2),
+             "cg_chunks": CHUNKS, "memory_rounds": 3, "repeats": 7, "decoder": 40},
+    "quick": {"rounds": 2, "scale": 5, "extra": (2, 1, 1), "lockstep_extra": (2, 1),
+              "cg_chunks": CHUNKS, "memory_rounds": 1, "repeats": 3, "decoder": 10},
+    "smoke": {"rounds": 1, "scale": 50, "extra": (1, 1, 1), "lockstep_extra": (1, 1),
+              "cg_chunks": 100, "memory_rounds": 1, "repeats": 1, "decoder": 1},
+}
+FAST = ("floor", "ollama_stream", PUBLIC, "Ollama (blocking)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer streams and repeats")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer streams and rounds")
+    size.add_argument("--smoke", action="store_true", help="every part once, tiny (for CI)")
+    parser.add_argument("--no-valgrind", action="store_true", help="skip the instruction counts")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
-    repeats = 1 if args.quick else 3
-    scale = 10 if args.quick else 1
-    scenarios = [  # name, streams, concurrency
-        ("concurrency 1", max(2, 10 // scale), 1),
-        ("concurrency 10", max(10, 40 // scale), 10),
-        ("concurrency 100", max(100, 200 // scale), 100),
-        ("1,000 streams", 1000 // scale, 1000 // scale),
+    started = time.perf_counter()
+    kind = "smoke" if args.smoke else "quick" if args.quick else "full"
+    plan = PLANS[kind]
+    rounds, scale = plan["rounds"], plan["scale"]
+    labels = [label for label in CLIENTS
+              if label != "litellm" or (has("litellm") and kind != "smoke")]
+    valgrind = shutil.which("valgrind") if not args.no_valgrind else None
+    scenarios = [  # name, server mode, streams, concurrency, rounds
+        (f"{BATCHED}, concurrency 1", "batch", max(2, 40 // scale), 1, rounds),
+        (f"{LOCKSTEP}, concurrency 1", "lockstep", max(1, 5 // scale), 1, rounds),
+        ("concurrency 10", "flush", max(10, 40 // scale), 10, rounds),
+        ("concurrency 100", "flush", max(100, 200 // scale), 100, max(1, min(rounds, 3))),
+        ("1,000 streams", "flush", 1000 // scale, 1000 // scale, 1),
     ]
-    clients = (["floor", "ollama_stream", "Ollama (blocking)", "ollama-python"]
-               + (["litellm"] if has("litellm") else []))
-    server, url = start_server(CHUNKS)
-    results: dict[tuple[str, str], dict[str, Any]] = {}
-    try:
-        for scenario, streams, concurrency in scenarios:
-            for client in clients:
-                if client == "Ollama (blocking)" and concurrency > 100:
-                    # one thread per concurrent stream: not how 1,000 streams should be read
-                    continue
-                if client == "litellm":  # ~0.5 ms per chunk: a few streams say enough
-                    if concurrency > 10:
-                        continue
-                    streams_here = max(1, streams // 10)
-                else:
-                    streams_here = streams
-                runs = [run_client(client, url, streams_here, concurrency, CHUNKS)
-                        for _ in range(1 if client == "litellm" or concurrency >= 1000
-                                       else repeats)]
-                results[(scenario, client)] = summarise(runs, streams_here, concurrency)
-                print(f"{scenario:16} {client:18} "
-                      f"{results[(scenario, client)]['cpu']:8.2f} us/chunk", flush=True)
-        batch_server, batch_url = start_server(CHUNKS, "batch")
-        try:
-            for client in ("floor", "ollama_stream", "ollama-python"):
-                runs = [run_client(client, batch_url, max(10, 40 // scale), 10, CHUNKS)
-                        for _ in range(repeats)]
-                results[(BATCHED, client)] = summarise(runs, max(10, 40 // scale), 10)
-                print(f"{BATCHED:16} {client:18} "
-                      f"{results[(BATCHED, client)]['cpu']:8.2f} us/chunk", flush=True)
-        finally:
-            batch_server.kill()
-            batch_server.wait()
-        cold = {name: cold_start(name, url, repeats=max(3, repeats * 2))
-                for name in (["floor", "ollama_stream", "ollama-python"]
-                             + (["litellm"] if has("litellm") else []))}
-    finally:
-        server.kill()
-        server.wait()
+    if kind == "smoke":
+        scenarios = scenarios[:2]
+    counts: dict[str, dict[str, dict[str, Any]]] = {}
+    profiles: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="callgrind.") as keep:
+        if valgrind:
+            fast, slow, litellm = plan["extra"]
+            for mode in (BATCHED, LOCKSTEP):
+                if mode == LOCKSTEP:
+                    fast, slow = plan["lockstep_extra"]
+                here = [label for label in labels
+                        if label not in ("litellm", RESUME) or mode == BATCHED]
+                if kind == "smoke":
+                    here = ["floor", "ollama_stream"] if mode == BATCHED else []
+                extra = {label: fast if label in FAST else litellm if label == "litellm" else slow
+                         for label in here}
+                if here:
+                    counts[mode] = instructions(here, mode, extra, plan["cg_chunks"], Path(keep))
+                profiles[mode] = {
+                    label: profile(counts[mode][label]["files"], plan["cg_chunks"],
+                                   counts[mode][label]["streams"])
+                    for label in FAST if label in counts.get(mode, {})}
+        results = timed(scenarios, labels)
+    memory_labels = labels if kind != "smoke" else ["floor", "ollama_stream"]
+    memory = idle_memory(memory_labels, 1000 // scale, plan["memory_rounds"])
+    names = [n for n in ("floor", "ollama_stream", "ollama-python", "litellm") if n in labels]
+    with serving("flush") as url:
+        cold = cold_start(names, url, max(1, rounds))
+    repeats = plan["repeats"]
     imports = {
-        "aiohttp + orjson": import_time("import aiohttp, orjson", 7),
-        "ollama_stream": import_time("import ollama_stream", 7),
-        "ollama (ollama-python)": import_time("import ollama", 7),
+        "aiohttp + orjson": import_time("import aiohttp, orjson", repeats),
+        "ollama_stream": import_time("import ollama_stream", repeats),
+        "ollama (ollama-python)": import_time("import ollama", repeats),
     }
-    if has("litellm"):
-        imports["litellm"] = import_time("import litellm", 3)
-    added = import_added("import ollama_stream", "import aiohttp, orjson", 7)
-    decoder = decoder_ratio(40)
-    structured = objects_cost(2 if args.quick else 7)
-    profile = subprocess.run([sys.executable, "-m", "benchmarks.profile_hot_path"], env=ENV,
-                             capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    Path(args.out).write_text(report(results, scenarios, clients, cold, imports, added, decoder,
-                                     args.quick, profile, structured))
-    print(f"wrote {args.out}")
+    if "litellm" in labels:
+        imports["litellm"] = import_time("import litellm", min(repeats, 3))
+    added = import_added("import ollama_stream", "import aiohttp, orjson", repeats)
+    decoder = decoder_ratio(plan["decoder"])
+    steps = subprocess.run([sys.executable, "-m", "benchmarks.profile_hot_path",
+                            str(max(1, 25 // scale))], env=ENV, capture_output=True, text=True,
+                           check=True, cwd=ROOT).stdout
+    structured = objects_cost(2 if kind != "full" else 7)
+    facts = report.Facts(
+        kind=kind, minutes=(time.perf_counter() - started) / 60, machine=machine(),
+        versions=versions(), valgrind=valgrind_version() if valgrind else None,
+        labels=labels, counts=counts, profiles=profiles, timed=results, scenarios=scenarios,
+        memory=memory, memory_streams=1000 // scale, cold=cold, imports=imports, added=added,
+        decoder=decoder, steps=steps, chunks=CHUNKS, cg_chunks=plan["cg_chunks"],
+        structured=structured)
+    Path(args.out).write_text(report.render(facts))
+    print(f"wrote {args.out} in {facts.minutes:.1f} minutes")
+
+
+def valgrind_version() -> str:
+    return subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
 
 
 def versions() -> str:
@@ -286,167 +456,6 @@ def machine() -> str:
         pass
     return (f"{os.cpu_count()} cores ({model or platform.processor()}), "
             f"Python {platform.python_version()}")
-
-
-def report(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple[str, int, int]],
-           clients: list[str], cold: dict[str, float], imports: dict[str, float], added: float,
-           decoder: dict[str, float], quick: bool, profile: str = "",
-           structured: dict[str, Any] | None = None) -> str:
-    lines = ["# Benchmarks", "",
-             "Produced by `python -m benchmarks.run`" + (" --quick" if quick else "")
-             + " (the table below is its output; nothing here is typed by hand).", "",
-             f"Machine: {machine()}. Versions: ollama_stream "
-             f"{importlib.metadata.version('ollama-stream')}, {versions()}. A shared machine: "
-             f"figures are medians, and the ratios are taken within one run.", "",
-             "Every client streams the same `/api/chat` replies of 2,000 NDJSON lines (a tenth "
-             "thinking, then content, a tool call, a final chunk with metrics), one HTTP chunk "
-             "per line, from a load server in its own process; every client checks the content it "
-             "accumulated. CPU is the client process's user+sys time over the streaming phase, "
-             "divided by the lines received.", ""]
-    for scenario, _, _ in scenarios:
-        floor = results.get((scenario, "floor"))
-        reference = results.get((scenario, "ollama-python"))
-        lines += [f"## {scenario}", "",
-                  "| client | streams | CPU µs / chunk | x floor | x ollama-python | wall s "
-                  "| peak RSS MiB |",
-                  "|---|---|---|---|---|---|---|"]
-        for client in clients:
-            row = results.get((scenario, client))
-            if row is None:
-                continue
-            vs_floor = f"{row['cpu'] / floor['cpu']:.2f}" if floor else ""
-            vs_ref = f"{row['cpu'] / reference['cpu']:.2f}" if reference else ""
-            lines.append(f"| {client} | {row['streams']} | {row['cpu']:.2f} | {vs_floor} "
-                         f"| {vs_ref} | {row['wall']:.2f} | {row['rss'] / 1024:.0f} |")
-        lines.append("")
-    lines += [f"## {BATCHED} (concurrency 10)", "",
-              "The same replies written whole, so each read brings many lines and parsing "
-              "dominates rather than the event loop's per-read work. It separates a client's own "
-              "per-line cost from the cost every client pays when lines arrive one by one, as "
-              "above.", "",
-              "| client | CPU µs / chunk | x floor | x ollama-python |", "|---|---|---|---|"]
-    floor, reference = results.get((BATCHED, "floor")), results.get((BATCHED, "ollama-python"))
-    for client in ("floor", "ollama_stream", "ollama-python"):
-        row = results.get((BATCHED, client))
-        if row is not None and floor and reference:
-            lines.append(f"| {client} | {row['cpu']:.2f} | {row['cpu'] / floor['cpu']:.2f} | "
-                         f"{row['cpu'] / reference['cpu']:.2f} |")
-    lines.append("")
-    big = scenarios[-1][0]
-    lines += ["## Memory per stream", "",
-              f"Peak RSS minus the process's RSS before streaming, divided by the streams, in the "
-              f"\"{big}\" run. The floor keeps exactly the content it reads, so a client's excess "
-              "over the floor is its own cost.", "",
-              "| client | KiB per stream | KiB beyond the floor |", "|---|---|---|"]
-    floor_row = results.get((big, "floor"))
-    floor_per = ((floor_row["rss"] - floor_row["baseline"]) / floor_row["streams"] if floor_row
-                 else 0.0)
-    for client in clients:
-        row = results.get((big, client))
-        if row is None:
-            continue
-        per = (row["rss"] - row["baseline"]) / row["streams"]
-        lines.append(f"| {client} | {per:.1f} | {per - floor_per:.1f} |")
-    lines += ["", "## Cold start and import", "",
-              "Cold start: process start to the first chunk printed (median). Import: a fresh "
-              "interpreter running the import, minus an empty interpreter (median).", "",
-              "| client | cold start ms |", "|---|---|"]
-    lines += [f"| {name} | {seconds * 1000:.0f} |" for name, seconds in cold.items()]
-    lines += ["", "| import | ms |", "|---|---|"]
-    lines += [f"| {name} | {seconds * 1000:.0f} |" for name, seconds in imports.items()]
-    lines += ["", f"Those whole-interpreter times swing by tens of milliseconds from run to run "
-              f"here. What `import ollama_stream` adds over `import aiohttp, orjson` is measured "
-              f"instead with `-X importtime`: the self time of every module it loads that they do "
-              f"not, **{added * 1000:.1f} ms** (median of 7)."]
-    lines += ["", "## The decoder alone", "",
-              "`NDJSONDecoder.feed` against a bare `orjson.loads` loop over the same 2,000 lines "
-              "(best of 40 interleaved rounds). Fed the whole reply, both turn the same bytes "
-              "into the same objects: that is the decoder's own cost. Fed one line per call, the "
-              "decoder also pays one Python call and one result list per line, which the bare "
-              "loop does not have; in a client that cost is per network read, not per line.",
-              "",
-              "| input | bare loop µs / line | decoder µs / line | ratio |", "|---|---|---|---|",
-              f"| the whole reply at once | {decoder['bare_whole']:.3f} "
-              f"| {decoder['ours_whole']:.3f} | {decoder['ratio_whole']:.2f} |",
-              f"| one line per feed | {decoder['bare_lines']:.3f} | {decoder['ours_lines']:.3f} | "
-              f"{decoder['ratio_lines']:.2f} |", ""]
-    if structured is not None:
-        lines += report_lines(structured)
-    lines += targets(results, scenarios, cold, added, decoder)
-    if structured is not None:
-        lines.append(target_row(structured))
-    lines += ["", *analysis(results, [name for name, _, _ in scenarios], profile)]
-    return "\n".join(lines) + "\n"
-
-
-def analysis(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[str],
-             profile: str) -> list[str]:
-    """Why a target is missed, from the figures of the run itself and a profile of the hot path."""
-    lines = ["## Where the time goes", "",
-             "A profile of ollama_stream's own hot path, each step timed alone over the same reply "
-             "(`python -m benchmarks.profile_hot_path`, run by this command):", "",
-             profile.strip(), ""]
-    flush, batched = results.get(("concurrency 10", "floor")), results.get((BATCHED, "floor"))
-    missed = []
-    for scenario in [*scenarios, BATCHED]:
-        ours, floor, ref = (results.get((scenario, c))
-                            for c in ("ollama_stream", "floor", "ollama-python"))
-        if ours and floor and ref and ours["cpu"] > ref["cpu"] / 5:
-            fifth = ref["cpu"] / 5
-            why = ("below the floor itself: out of reach for any client reading through aiohttp"
-                   if fifth < floor["cpu"] else
-                   f"above the floor by {fifth - floor['cpu']:.2f} µs, while ollama_stream's own "
-                   f"cost above the floor is {ours['cpu'] - floor['cpu']:.2f} µs there: this miss "
-                   f"is partly ours")
-            missed.append(f"{scenario}: a fifth of ollama-python is {fifth:.2f} µs per chunk, the "
-                          f"floor costs {floor['cpu']:.2f} µs and ollama_stream "
-                          f"{ours['cpu']:.2f} µs; the fifth is {why}")
-    if missed and flush and batched:
-        lines += ["When lines arrive one per network read, as Ollama flushes them per token, "
-                  "every client pays the event loop's work for each read: the floor costs "
-                  f"{flush['cpu']:.2f} µs per chunk at concurrency 10 against "
-                  f"{batched['cpu']:.2f} µs when the same replies arrive in large reads. That "
-                  "shared cost dilutes every ratio to ollama-python. Where the 1/5 target is "
-                  "missed:", ""]
-        lines += [f"- {line}" for line in missed]
-        lines += ["", "Where parsing dominates (the batched run), ollama-python's per-chunk "
-                  "pydantic validation shows in full and ollama_stream is well under a fifth of "
-                  "it.", ""]
-    return lines
-
-
-def targets(results: dict[tuple[str, str], dict[str, Any]], scenarios: list[tuple[str, int, int]],
-            cold: dict[str, float], added: float, decoder: dict[str, float]) -> list[str]:
-    def mark(ok: bool) -> str:
-        return "met" if ok else "**not met**"
-
-    rows = []
-    for scenario in [*(name for name, _, _ in scenarios), BATCHED]:
-        ours, floor, ref = (results.get((scenario, c))
-                            for c in ("ollama_stream", "floor", "ollama-python"))
-        if ours and floor:
-            ratio = ours["cpu"] / floor["cpu"]
-            rows.append(f"| CPU per chunk ≤ 1.5x the floor ({scenario}) | {ratio:.2f}x "
-                        f"| {mark(ratio <= 1.5)} |")
-        if ours and ref:
-            ratio = ours["cpu"] / ref["cpu"]
-            rows.append(f"| CPU per chunk ≤ 1/5 of ollama-python ({scenario}) | {ratio:.2f}x "
-                        f"| {mark(ratio <= 0.2)} |")
-    rows.append(f"| import adds ≤ 15 ms over aiohttp + orjson (-X importtime) "
-                f"| {added * 1000:.1f} ms | {mark(added * 1000 <= 15)} |")
-    rows.append(f"| cold start no slower than ollama-python "
-                f"| {cold['ollama_stream'] * 1000:.0f} vs {cold['ollama-python'] * 1000:.0f} ms "
-                f"| {mark(cold['ollama_stream'] <= cold['ollama-python'])} |")
-    big = scenarios[-1][0]
-    ours, floor = results.get((big, "ollama_stream")), results.get((big, "floor"))
-    if ours and floor:
-        excess = ((ours["rss"] - ours["baseline"]) / ours["streams"]
-                  - (floor["rss"] - floor["baseline"]) / floor["streams"])
-        rows.append(f"| 1,000 streams: < 64 KiB each beyond their data | {excess:.1f} KiB "
-                    f"| {mark(excess < 64)} |")
-    rows.append(f"| decoder within 1.3x of bare orjson.loads (the whole reply) "
-                f"| {decoder['ratio_whole']:.2f}x | {mark(decoder['ratio_whole'] <= 1.3)} |")
-    return ["## Targets", "", "| target | measured | |", "|---|---|---|", *rows]
 
 
 if __name__ == "__main__":

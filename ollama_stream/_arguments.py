@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
+
 from .types import Message
 
 __all__ = ["THINK_LEVELS", "build_chat_request", "check_model", "check_think", "check_tools",
-           "is_gpt_oss", "wire_messages"]
+           "is_gpt_oss", "wire_json", "wire_messages"]
 
 
 THINK_LEVELS = ("low", "medium", "high", "max")
@@ -153,3 +155,10 @@ def build_chat_request(
                             keep_alive=keep_alive, logprobs=logprobs, top_logprobs=top_logprobs,
                             truncate=truncate, shift=shift)
     return body
+
+
+def wire_json(obj: Any) -> bytes:
+    """A request body as JSON bytes of their own size. orjson's result keeps the block it wrote
+    into (4 KiB for an 80-byte body, megabytes for a large one), and a stream holds its body for
+    its whole life (to retry, to resume), so it is copied out once."""
+    return memoryview(orjson.dumps(obj)).tobytes()

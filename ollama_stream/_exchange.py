@@ -45,11 +45,15 @@ class _Response(Protocol):
 class _Accumulator(Protocol):
     """What an exchange needs of the accumulator of its kind of stream."""
 
-    chunks: int
     done: bool
     resumes: int  # times the stream was resumed (counted by the read loop)
 
+    @property
+    def chunks(self) -> int: ...
+
     def add(self, chunk: Any) -> None: ...
+
+    def take(self, obj: dict[str, Any]) -> Any: ...  # parse one decoded line, add it, return it
 
     @property
     def message(self) -> Message | None: ...
@@ -90,7 +94,7 @@ class Exchange:
         self.retry = retry
         self.sleep = sleep  # injectable, as `rng` is, so that retry tests do not wait
         self.rng = rng
-        self.parse = parse
+        self.parse = parse  # what `take` does, as a parser alone (a resume wraps it)
         self.num_ctx = num_ctx  # the context window the request asked for (options.num_ctx)
         self.watch = watch  # set when someone listens (a hook, DEBUG logging, tracing)
         # how the stream goes on after a failure (RetryPolicy.resume): a coroutine function that

@@ -8,14 +8,20 @@ Rules of this room:
 2. An attempt either returns an open response with what its reader needed, or raises an OllamaError
    having closed the response: a failed attempt leaves nothing open.
 3. Whether a failure is retried is not decided here (`RetryPolicy.retries` does that).
+4. aiohttp's private attributes are touched in one place only, `direct_reads`, and only where they
+   were verified (see there); the public path is always the fallback.
+
+It is longer than 450 lines because the guarded read of a body belongs with the rest of the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import os
 import re
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -36,7 +42,7 @@ from ._watchdog import Watchdog
 from .config import hide_credentials
 from .errors import OllamaError, ProtocolError, ResponseError
 
-__all__ = ["Transport", "build_headers", "read_body", "send"]
+__all__ = ["Transport", "build_headers", "direct_reads", "read_body", "send"]
 
 T = TypeVar("T")
 
@@ -400,3 +406,96 @@ def _check_answer(resp: Response, exchange: Exchange) -> None:
 async def read_body(resp: Response, exchange: Exchange) -> bytes:
     """The reader of a plain (not streamed) reply: the whole body."""
     return await resp.read()
+
+
+# -- reading a streamed body: aiohttp's buffer drained directly (a guarded fast path) -------------
+#
+# `StreamReader.readany()` hands back every piece its buffer holds (aiohttp buffers each HTTP chunk
+# as a piece, and Ollama sends a chunk per line), doing its bookkeeping once per piece; on 3.14 that
+# re-enters the protocol (`resume_reading`) for every one. `direct_reads` does what readany() does
+# once per read instead: the same bytes, the same counters, the same resume rule. It rests on
+# private attributes, so it is used only on the releases whose StreamReader (`_wait`, `readany`,
+# `_read_nowait`, `_read_nowait_chunk`) was read for it and the suite run against, only on a reader
+# of exactly aiohttp's class, and only when the attributes it needs are there at first use; else,
+# or with OLLAMA_STREAM_PUBLIC_READS=1 set, the read loop calls the public readany(). Each release
+# is listed with the resume rule of its `_read_nowait_chunk`: (resumes below the low water mark
+# even when not paused, counts buffered HTTP chunks against `_low_water_chunks`).
+_VERIFIED: dict[str, tuple[bool, bool]] = {
+    "3.10.11": (False, False), "3.11.18": (False, False), "3.12.15": (False, False),
+    "3.13.5": (False, True),
+    **dict.fromkeys(("3.14.0", "3.14.1", "3.14.2", "3.14.3", "3.14.4", "3.14.5"), (True, True)),
+}
+_RULE: list[tuple[bool, bool] | None] = []  # the rule in force, decided at first use
+
+
+class DirectReads:
+    """For one response body: `drain()`, which takes everything the reader holds now, as readany()
+    would, but with its bookkeeping done once; and `wait(name)`, readany()'s own wait for data. A
+    read loop calls drain(): bytes, or b"" when nothing is buffered yet (then wait() and drain()
+    again), or None when readany() must decide (the end of the body, or an error set on the
+    reader). Made by `direct_reads` only."""
+
+    __slots__ = ("_buffer", "_low_water_chunks", "_protocol", "_reader", "_resume_always", "wait")
+
+    def __init__(self, reader: Any, rule: tuple[bool, bool]) -> None:
+        self._reader = reader
+        self._buffer = reader._buffer
+        self._protocol = reader._protocol
+        self._resume_always, chunk_water = rule
+        self._low_water_chunks = reader._low_water_chunks if chunk_water else sys.maxsize
+        self.wait: Callable[[str], Awaitable[None]] = reader._wait
+
+    def drain(self) -> bytes | None:
+        reader, buffer = self._reader, self._buffer
+        if reader._exception is not None or reader._buffer_offset:
+            return None
+        if not buffer:
+            return None if reader._eof else b""
+        reader._timer.assert_timeout()
+        data: bytes = buffer.popleft() if len(buffer) == 1 else b"".join(buffer)
+        buffer.clear()
+        size = reader._size = reader._size - len(data)
+        cursor = reader._cursor = reader._cursor + len(data)
+        splits = reader._http_chunk_splits
+        if splits:  # readany() drops the chunk ends below the cursor: every one but the last
+            last = splits[-1]
+            splits.clear()
+            if last >= cursor:
+                splits.append(last)
+        if (size < reader._low_water
+                and (splits is None or len(splits) < self._low_water_chunks)
+                and (self._resume_always or self._protocol._reading_paused)):
+            self._protocol.resume_reading()
+        return data
+
+
+def direct_reads(reader: Any) -> DirectReads | None:
+    """The direct reads of this body, or None when this path is not to be taken (see above)."""
+    if type(reader) is not aiohttp.StreamReader:  # a test double, or EmptyStreamReader
+        return None
+    if not _RULE:
+        _RULE.append(_rule_for(reader))
+    rule = _RULE[0]
+    return None if rule is None else DirectReads(reader, rule)
+
+
+def _rule_for(reader: Any) -> tuple[bool, bool] | None:
+    """The resume rule of this aiohttp release when direct reads may be used here, else None."""
+    if os.environ.get("OLLAMA_STREAM_PUBLIC_READS", "").strip() not in ("", "0"):
+        return None
+    rule = _VERIFIED.get(aiohttp.__version__)
+    if rule is None:
+        return None
+    try:
+        protocol = reader._protocol
+        fine = (isinstance(reader._buffer, collections.deque)
+                and all(type(getattr(reader, name)) is int
+                        for name in ("_buffer_offset", "_size", "_cursor", "_low_water"))
+                and (not rule[1] or type(reader._low_water_chunks) is int)
+                and isinstance(reader._http_chunk_splits, (type(None), list, collections.deque))
+                and type(reader._eof) is bool and callable(reader._timer.assert_timeout)
+                and asyncio.iscoroutinefunction(reader._wait)
+                and callable(protocol.resume_reading) and type(protocol._reading_paused) is bool)
+    except AttributeError:
+        return None
+    return rule if fine else None

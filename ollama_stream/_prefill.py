@@ -24,8 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from ._arguments import wire_json
 from .types import Message
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ def chat_continuation(body: Mapping[str, Any], partial: Message,
     """The chat request that continues `partial` (rules 1 to 4), or why there is none."""
     request = dict(body)
     if not (partial.content or partial.thinking or partial.tool_calls):
-        return Continuation(orjson.dumps(request))  # nothing shown yet: the request again
+        return Continuation(wire_json(request))  # nothing shown yet: the request again
     if partial.content or partial.tool_calls:
         if not path.content:
             return path.why
@@ -113,20 +112,20 @@ def chat_continuation(body: Mapping[str, Any], partial: Message,
     messages.append(prefill)
     request["messages"] = messages
     seam = content[len(content.rstrip()):] if path.trims else ""
-    return Continuation(orjson.dumps(request), seam)
+    return Continuation(wire_json(request), seam)
 
 
 def generate_continuation(body: Mapping[str, Any], partial: Message) -> Continuation | str:
     """The generate request that continues `partial` (rule 5), or why there is none."""
     if not (partial.content or partial.thinking or partial.tool_calls):
-        return Continuation(orjson.dumps(dict(body)), field="response")
+        return Continuation(wire_json(dict(body)), field="response")
     if not body.get("raw"):
         return ("only a raw generate can be resumed (its prompt is the model's own text); use "
                 "chat, whose partial reply the server continues")
     if partial.thinking or partial.tool_calls:
         return "a raw prompt cannot continue a reply that has thinking or tool calls"
     prompt = str(body.get("prompt") or "") + partial.content
-    return Continuation(orjson.dumps({**body, "prompt": prompt}), field="response")
+    return Continuation(wire_json({**body, "prompt": prompt}), field="response")
 
 
 class ResumedParse:

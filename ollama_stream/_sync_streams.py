@@ -1,5 +1,6 @@
-"""The blocking views of streams, for `Ollama`: a pump task in the client's loop thread moves a
-stream's items into a queue as they arrive, and the caller's thread takes them out.
+"""The blocking views of streams, for `Ollama`: a pump task in the client's loop thread hands a
+stream's items over as they arrive, and the caller's thread takes them out; a cross-thread wake-up
+only when the caller waits, so the chunks of one read cost one step, and the first is not held.
 
 Rules of this room (as `sync.py` states them): the pump holds no reference to the iterator it
 feeds, and a `for` loop's iterator (a `_Feed`) is held by the loop alone, so a `break` drops it
@@ -11,6 +12,7 @@ seconds with a RuntimeError.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import queue
 import weakref
@@ -28,7 +30,7 @@ T = TypeVar("T")
 C = TypeVar("C")
 R = TypeVar("R")
 _I = TypeVar("_I", bound="_SyncIterator[Any]")
-_CHUNK, _END, _ERROR = 0, 1, 2
+_END, _ERROR = 1, 2
 _POLL = 0.5  # how often a blocked reader checks whether the client was closed under it
 
 
@@ -43,43 +45,82 @@ class _Client(Protocol):
     def _run(self, coro: Coroutine[Any, Any, T]) -> T: ...
 
 
+class _Hand:
+    """What a pump and its feed share, and nothing more: the items in hand (a deque, which either
+    thread may touch), the end once it comes, and the wake-up for a reader that waits."""
+
+    __slots__ = ("end", "items", "waiting", "wake")
+
+    def __init__(self) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self.end: tuple[int, Any] | None = None  # (_END, None) or (_ERROR, exception)
+        self.waiting = False  # the reader waits for `wake`: the pump must put a token there
+        self.wake: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+
 class _Feed(Generic[C]):
-    """One pass over an async source for a blocking reader: a pump task in the loop thread puts
-    the items into a queue as they arrive and `__next__` takes them out. The feed is held by the
-    caller's `for` loop alone, so leaving the loop (`break`, `return`, an exception) drops it, and
-    its loss cancels the pump at once, which closes the HTTP response (rule 1)."""
+    """One pass over an async source for a blocking reader: a pump task in the loop thread hands
+    the items over as they arrive and `__next__` takes them out. The feed is held by the caller's
+    `for` loop alone, so leaving the loop (`break`, `return`, an exception) drops it, and its loss
+    cancels the pump at once, which closes the HTTP response (rule 1).
+
+    The hand-over costs a cross-thread step only when the reader waits: the pump appends each item
+    to a deque and wakes the reader only if it is waiting, so the first chunk of a read goes over
+    at once and the others of the same read are there when the reader comes back for them."""
 
     def __init__(self, owner: _SyncIterator[C]) -> None:
         self._owner = owner
-        self._queue: queue.SimpleQueue[tuple[int, Any]] | None = None
+        self._hand: _Hand | None = None
+        self._items: collections.deque[Any] = collections.deque()  # the hand's, once started
         self._task: list[asyncio.Task[None]] = []  # filled by the pump, which never refers to us
 
     def __iter__(self) -> Iterator[C]:
         return self
 
     def __next__(self) -> C:
+        items = self._items
+        if items:  # the common case: the item is here already
+            item: C = items.popleft()
+            return item
+        return self._wait()
+
+    def _wait(self) -> C:
         owner = self._owner
         if owner._finished:
             raise StopIteration
-        if self._queue is None:
-            self._queue = queue.SimpleQueue()
-            owner._client._submit(_pump(owner._source, self._queue, self._task))
+        hand = self._hand
+        if hand is None:
+            hand = self._hand = _Hand()
+            self._items = hand.items
+            owner._client._submit(_pump(owner._source, hand, self._task))
+        items = hand.items
         while True:
+            if items:
+                item: C = items.popleft()
+                return item
+            if hand.end is not None:
+                if items:  # what came before the end goes first
+                    continue
+                owner._finished = True
+                if hand.end[0] == _ERROR:
+                    raise hand.end[1]
+                raise StopIteration
+            hand.waiting = True
+            if items or hand.end is not None:  # it came between the look and the flag
+                hand.waiting = False
+                continue
             try:
-                kind, value = self._queue.get(timeout=_POLL)
-                break
+                hand.wake.get(timeout=_POLL)
             except queue.Empty:
                 if owner._client.closed:  # closed from another thread while we waited
                     owner._finished = True
                     raise RuntimeError("the Ollama client was closed while this stream was being "
                                        "read") from None
-        if kind == _CHUNK:
-            item: C = value
-            return item
-        owner._finished = True
-        if kind == _ERROR:
-            raise value
-        raise StopIteration
+            hand.waiting = False
+
+    def clear(self) -> None:
+        """Forget the items in hand (the stream was closed)."""
+        self._items.clear()
 
     async def stop(self) -> None:
         """In the loop thread: cancel the pump and wait for it."""
@@ -140,6 +181,9 @@ class _SyncIterator(Generic[C]):
         self._closed = self._finished = True
         if not self._client.closed:
             self._client._run(self._stop())
+        feed = self._current()
+        if feed is not None:  # what it held is not handed out after the close
+            feed.clear()
 
     def __enter__(self: _I) -> _I:
         return self
@@ -148,25 +192,30 @@ class _SyncIterator(Generic[C]):
         self.close()
 
 
-async def _pump(source: AsyncIterator[Any], out: queue.SimpleQueue[tuple[int, Any]],
-                holder: list[asyncio.Task[None]]) -> None:
-    """Runs in the loop thread: move items from the async source to the caller's queue. It holds no
-    reference to the blocking iterator, so dropping that iterator (a `break`) lets it be
-    collected."""
+async def _pump(source: AsyncIterator[Any], hand: _Hand, holder: list[asyncio.Task[None]]) -> None:
+    """Runs in the loop thread: hand the items of the async source over to the caller's thread as
+    they come, waking it only when it waits. It holds no reference to the blocking iterator, so
+    dropping that iterator (a `break`) lets it be collected."""
     task = asyncio.current_task()
     assert task is not None
     holder.append(task)
-    put = out.put
+    append, wake = hand.items.append, hand.wake.put
     try:
         async for item in source:
-            put((_CHUNK, item))
+            append(item)
+            if hand.waiting:
+                hand.waiting = False
+                wake(None)
     except asyncio.CancelledError:
-        put((_ERROR, RuntimeError("the stream was closed before its end")))
+        hand.end = (_ERROR, RuntimeError("the stream was closed before its end"))
         raise
     except BaseException as exc:  # handed to the caller's thread
-        put((_ERROR, exc))
+        hand.end = (_ERROR, exc)
     else:
-        put((_END, None))
+        hand.end = (_END, None)
+    finally:
+        hand.waiting = False
+        wake(None)
 
 
 class _SyncStream(_SyncIterator[C], Generic[C, R]):

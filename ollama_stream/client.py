@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ._arguments import wire_json
 from ._exchange import Exchange
 from ._http import Transport, basic_credential, build_headers, read_body, send
 from ._observe import LOG, Watch
@@ -262,7 +263,7 @@ class AsyncOllama:
                                       request=ChatRequest(model, body), num_ctx=num_ctx,
                                       timeouts=timeouts, retry=retry)
         else:
-            data = orjson.dumps(body)
+            data = wire_json(body)
             exchange = self._exchange("/api/chat", data, model, num_ctx=num_ctx,
                                       timeouts=timeouts, retry=retry,
                                       resume=partial(self._continue_chat, data))
@@ -313,7 +314,7 @@ class AsyncOllama:
     def _again(self, path: str, model: str, per_call: dict[str, Any],
                body: dict[str, Any]) -> Exchange:
         """A repair's re-ask: the request chat() or generate() made, with a new body."""
-        data = orjson.dumps(body)
+        data = wire_json(body)
         if path == "/api/generate":
             from .endpoints import GenerateAccumulator, parse_generate_chunk
 
@@ -336,7 +337,7 @@ class AsyncOllama:
         it stays (seconds or a duration such as "10m"; negative = until unloaded). Loading can
         take minutes: a `timeouts=Timeouts(first_chunk=...)` here sizes the wait for it."""
         body = build_chat_request(model, [], keep_alive=keep_alive)
-        return await ChatStream(self._exchange("/api/chat", orjson.dumps(body), model,
+        return await ChatStream(self._exchange("/api/chat", wire_json(body), model,
                                                timeouts=timeouts, retry=retry)).result()
 
     async def unload(self, model: str, *, timeouts: Timeouts | None = None,
@@ -344,7 +345,7 @@ class AsyncOllama:
         """Unload a model from memory now (`keep_alive: 0`): the server answers `done_reason`
         "unload", as for `ollama stop MODEL`."""
         body = build_chat_request(model, [], keep_alive=0)
-        return await ChatStream(self._exchange("/api/chat", orjson.dumps(body), model,
+        return await ChatStream(self._exchange("/api/chat", wire_json(body), model,
                                                timeouts=timeouts, retry=retry)).result()
 
     def chat_with_tools(
@@ -422,7 +423,7 @@ class AsyncOllama:
                                       think=think, logprobs=logprobs, top_logprobs=top_logprobs,
                                       truncate=truncate, shift=shift)
         num_ctx = _num_ctx(options) if options else None
-        data = orjson.dumps(body)
+        data = wire_json(body)
         exchange = self._exchange("/api/generate", data, model,
                                   parse=parse_generate_chunk, num_ctx=num_ctx,
                                   acc=GenerateAccumulator(num_ctx), timeouts=timeouts, retry=retry,
@@ -436,7 +437,7 @@ class AsyncOllama:
                   **per_call: Any) -> ProgressStream:
         from .endpoints import ProgressAccumulator, parse_progress
 
-        return ProgressStream(self._exchange(path, orjson.dumps(body), model, parse=parse_progress,
+        return ProgressStream(self._exchange(path, wire_json(body), model, parse=parse_progress,
                                              acc=ProgressAccumulator(), **per_call))
 
     def pull(self, model: str, *, insecure: bool = False, timeouts: Timeouts | None = None,
@@ -701,7 +702,7 @@ class AsyncOllama:
         streams. `body` is JSON-encoded unless it is a callable (a fresh body per attempt);
         `per_call` holds the call's own timeouts and retry, and the request's num_ctx."""
         if body is not None and not callable(body):
-            body = orjson.dumps(body)
+            body = wire_json(body)
         exchange = self._exchange(path, body, model, method=method, **per_call)
         watch = exchange.watch
         try:

@@ -10,6 +10,7 @@ they are alike.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,14 @@ from ._bodies import (  # the request side, re-exported: `ollama_stream.endpoint
     check_digest,
 )
 from .errors import StreamError
-from .protocol import _bad_field, _parse_tool_calls, error_text, parse_metrics, prompt_overflowed
+from .protocol import (
+    NotAnObject,
+    _bad_field,
+    _parse_tool_calls,
+    error_text,
+    parse_metrics,
+    prompt_overflowed,
+)
 from .types import Message, Metrics, ToolCall, parsed_of
 
 __all__ = [
@@ -312,6 +320,8 @@ def _get(obj: dict[str, Any], name: str, kind: type, default: Any) -> Any:
     return value
 
 
+
+
 def _raise_error_line(obj: dict[str, Any]) -> None:
     text = error_text(obj)
     if text:  # `"error": null` or `""` on a line says there is none
@@ -470,6 +480,10 @@ def parse_web_fetch(obj: dict[str, Any]) -> WebFetchResult:
                           _strings(obj, "links"), obj)
 
 
+# a GenerateChunk with no field set yet, for `take` to fill in
+_new_chunk = functools.partial(object.__new__, GenerateChunk)
+
+
 class GenerateAccumulator:
     """Folds GenerateChunks: response and thinking concatenated; tool calls collected from every
     chunk; context, metrics, done_reason and `raw` from the final chunk; `prompt_truncated` as
@@ -496,6 +510,45 @@ class GenerateAccumulator:
         self.remote_model: str | None = None
         self.remote_host: str | None = None
         self.chunks = 0
+
+    def take(self, obj: dict[str, Any]) -> GenerateChunk:
+        """`parse_generate_chunk(obj)` and `add` in one call. The fast path takes a delta of
+        exactly model, created_at, response, done (False) and maybe thinking, all strings, and
+        builds the chunk without the class call; anything else goes the careful way."""
+        try:
+            size = len(obj)
+            if obj["done"] is False and (size == 4 or size == 5):
+                response = obj["response"]
+                thinking = "" if size == 4 else obj["thinking"]
+                model = obj["model"]
+                created_at = obj["created_at"]
+                if (type(response) is str and type(thinking) is str and type(model) is str
+                        and type(created_at) is str):
+                    chunk = _new_chunk()
+                    chunk.model = model
+                    chunk.created_at = created_at
+                    chunk.response = response
+                    chunk.thinking = thinking
+                    chunk.done = False
+                    chunk.done_reason = chunk.metrics = chunk.context = chunk.logprobs = None
+                    chunk.raw = obj
+                    chunk.tool_calls = ()
+                    chunk.remote_model = chunk.remote_host = None
+                    chunk.resumed = False
+                    self.chunks += 1  # as add() folds it in
+                    if response:
+                        self._response.append(response)
+                    if thinking:
+                        self._thinking.append(thinking)
+                    if not self.model:
+                        self.model = model
+                    return chunk
+        except (KeyError, TypeError):  # not that shape, or not a dict at all
+            if type(obj) is not dict:
+                raise NotAnObject from None
+        chunk = parse_generate_chunk(obj)
+        self.add(chunk)
+        return chunk
 
     def add(self, chunk: GenerateChunk) -> None:
         self.chunks += 1
@@ -539,6 +592,14 @@ class ProgressAccumulator:
         self.chunks = 0
         self.done = False
         self.last: Progress | None = None
+
+    def take(self, obj: dict[str, Any]) -> Progress:
+        """`parse_progress(obj)` and `add` in one call."""
+        if type(obj) is not dict:
+            raise NotAnObject
+        chunk = parse_progress(obj)
+        self.add(chunk)
+        return chunk
 
     def add(self, chunk: Progress) -> None:
         self.chunks += 1

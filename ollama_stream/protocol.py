@@ -2,12 +2,17 @@
 
 Nothing here reads a socket or imports aiohttp. `NDJSONDecoder` takes byte fragments split anywhere
 and returns the complete JSON objects; `parse_chat_chunk` types one object; `ChatAccumulator` folds
-chunks into the assistant message exactly as Ollama's streaming spec asks. The request side
-(`build_chat_request` and the argument checks) lives in `_arguments.py` and is re-exported here.
+chunks into the assistant message exactly as Ollama's streaming spec asks, and its `take` does both
+in one call on the hot path. The request side (`build_chat_request` and the argument checks) lives
+in `_arguments.py` and is re-exported here.
+
+This module is longer than 450 lines on purpose: the decoder, the careful parser and the fast path
+of `take` must agree exactly, so they are read (and tested) side by side.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -31,6 +36,8 @@ __all__ = [
     "THINK_LEVELS",
     "ChatAccumulator",
     "NDJSONDecoder",
+    "NotAnObject",
+    "UNDECODABLE",
     "build_chat_request",
     "check_model",
     "check_think",
@@ -45,8 +52,9 @@ __all__ = [
 
 DEFAULT_MAX_LINE_BYTES = 16 * 2**20
 _PREVIEW = 200
-# shared, never mutated: feed() returns it when no line completed
+# shared, never mutated: feed() and split() return them when no line completed
 _NO_OBJECTS: list[dict[str, Any]] = []
+_NO_LINES: list[bytes] = []
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 
@@ -57,9 +65,14 @@ class NDJSONDecoder:
     Feed it fragments as they arrive (`feed`), then call `close()` at EOF for a last line without
     `\\n`. Blank lines are skipped, `\\r\\n` endings accepted. A line longer than `max_line_bytes`
     raises ProtocolError as soon as it is known to be too long, without waiting for its end.
+
+    A reader that decodes the lines one at a time as it hands them over (the client's read loop)
+    calls `split` instead of `feed`, decodes each line with `orjson.loads`, and hands a line that
+    did not give a JSON object to `skip_blank`, which skips a blank one and words the error for
+    any other by its line number.
     """
 
-    __slots__ = ("_max", "_partial", "error", "lines")
+    __slots__ = ("_batch", "_max", "_partial", "error", "lines")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         if max_line_bytes < 1:
@@ -68,14 +81,15 @@ class NDJSONDecoder:
         self._partial = bytearray()
         # complete lines seen so far, blank ones included: error messages name line numbers
         self.lines = 0
+        self._batch: list[bytes] = _NO_LINES  # the lines of the last split(), for their numbers
         # A bad line after good ones in the same fragment: the good ones are returned first and this
-        # is raised by the next feed()/close(); callers that may not call again check it after each
-        # batch.
+        # is raised by the next feed()/split()/close(); callers that may not call again check it
+        # after each batch.
         self.error: ProtocolError | None = None
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
-        """Take the next fragment;
-        return the objects of every line it completes (often none or one)."""
+    def split(self, data: bytes) -> list[bytes]:
+        """Take the next fragment; return the complete lines it finishes, undecoded (blank ones
+        included; a line may keep its `\\n`). The rest of the fragment waits for the next call."""
         if self.error is not None:
             raise self.error
         newline = data.find(b"\n")
@@ -84,63 +98,68 @@ class NDJSONDecoder:
             partial += data
             if len(partial) > self._max:
                 raise self._too_long(len(partial), self.lines + 1)
-            return _NO_OBJECTS
+            return _NO_LINES
         if self._partial:
             self._partial += data
             data = bytes(self._partial)
             self._partial.clear()
         elif newline == len(data) - 1 and newline <= self._max:
             # The common case on a live stream: one whole line per read (Ollama flushes per token).
-            try:
-                obj = _loads(data)
-            except _JSONDecodeError:
-                return self._careful([data[:-1]])
-            if type(obj) is not dict:
-                return self._careful([data[:-1]])
             self.lines += 1
-            return [obj]
+            self._batch = lines = [data]
+            return lines
         lines = data.split(b"\n")
         tail = lines.pop()
-        # an over-long tail is refused by the next feed() or close(), after these lines are out
+        # an over-long tail is refused by the next call, after these lines are out
         if tail:
             self._partial += tail
         if len(data) > self._max:
-            return self._careful(lines)
-        out: list[dict[str, Any]] = []
-        append = out.append
-        try:
-            for line in lines:
-                if line:
-                    obj = _loads(line)
-                    if type(obj) is not dict:
-                        return self._careful(lines)
-                    append(obj)
-        except _JSONDecodeError:
-            # a blank-looking line to skip, or a bad one to report exactly
-            return self._careful(lines)
+            for index, line in enumerate(lines):
+                if len(line) > self._max:
+                    error = self._too_long(len(line), self.lines + index + 1)
+                    if not index:
+                        raise error
+                    self.error, lines = error, lines[:index]
+                    break
         self.lines += len(lines)
-        return out
+        self._batch = lines
+        if len(lines) > len(data) >> 4:  # lines of under 16 bytes on average: a flood of blank
+            return [line for line in lines if line]  # ones, left out at once (and cheaply)
+        return lines
 
-    def _careful(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        """Line by line with full bookkeeping:
-        skips whitespace-only lines and reports a bad one exactly."""
+    def skip_blank(self, line: bytes) -> None:
+        """A line of the last split() that gave no JSON object: return if it is blank (whitespace
+        only), else raise the ProtocolError that says what it is, by its line number."""
+        if not line.strip():
+            return
+        try:
+            obj = _loads(line)
+        except _JSONDecodeError:
+            raise self._bad_line(line, "is not valid JSON") from None
+        raise self._bad_line(line, f"is a JSON {type(obj).__name__}, not an object")
+
+    def decode(self, line: bytes) -> dict[str, Any] | None:
+        """One line of the last split() as its JSON object; None for a blank line."""
+        try:
+            obj = _loads(line)
+        except _JSONDecodeError:
+            obj = None
+        if type(obj) is dict:
+            return obj
+        self.skip_blank(line)
+        return None
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Take the next fragment;
+        return the objects of every line it completes (often none or one)."""
         out: list[dict[str, Any]] = []
-        for line in lines:
-            self.lines += 1
-            if not line:
-                continue
-            if len(line) > self._max:
-                return self._fail(out, self._too_long(len(line), self.lines))
+        for line in self.split(data):
             try:
-                obj = _loads(line)
-            except _JSONDecodeError:
-                if not line.strip():
-                    continue
-                return self._fail(out, self._bad_line(line, "is not valid JSON"))
-            if type(obj) is not dict:
-                return self._fail(
-                    out, self._bad_line(line, f"is a JSON {type(obj).__name__}, not an object"))
-            out.append(obj)
+                obj = self.decode(line)
+            except ProtocolError as exc:
+                return self._fail(out, exc)
+            if obj is not None:
+                out.append(obj)
         return out
 
     def _fail(self, good: list[dict[str, Any]], error: ProtocolError) -> list[dict[str, Any]]:
@@ -168,9 +187,16 @@ class NDJSONDecoder:
         return len(self._partial)
 
     def _bad_line(self, line: bytes, what: str) -> ProtocolError:
+        # its number: found by identity in its batch (an equal line before it would have failed)
+        number = self.lines - len(self._batch) + 1
+        for index, seen in enumerate(self._batch):
+            if seen is line:
+                number += index
+                break
+        line = line[:-1] if line.endswith(b"\n") else line
         preview = bytes(line[:_PREVIEW])
         more = f" (first {_PREVIEW} of {len(line)} bytes)" if len(line) > _PREVIEW else ""
-        return ProtocolError(f"line {self.lines} of the stream {what}: {preview!r}{more}")
+        return ProtocolError(f"line {number} of the stream {what}: {preview!r}{more}")
 
     def _too_long(self, size: int, line_number: int) -> ProtocolError:
         self._partial.clear()
@@ -178,6 +204,14 @@ class NDJSONDecoder:
             f"line {line_number} of the stream is over max_line_bytes={self._max} ({size} bytes "
             "so far); raise max_line_bytes on the client if such long lines are expected"
         )
+
+
+class NotAnObject(Exception):
+    """An accumulator's `take` was given a decoded line that is not a JSON object."""
+
+
+# what a read loop catches around `take(orjson.loads(line))`, to hand the line to `skip_blank`
+UNDECODABLE = (_JSONDecodeError, NotAnObject)
 
 
 def error_text(obj: dict[str, Any]) -> str | None:
@@ -327,6 +361,10 @@ def _parse_chat_chunk(obj: dict[str, Any]) -> ChatChunk:
                      logprobs, obj, images, remote_model or None, remote_host or None)
 
 
+# a ChatChunk with no field set yet, for `take` to fill in (a partial: cheaper than the call)
+_new_chunk = functools.partial(object.__new__, ChatChunk)
+
+
 class ChatAccumulator:
     """Folds ChatChunks into the reply, as Ollama's streaming spec asks.
 
@@ -337,7 +375,7 @@ class ChatAccumulator:
     the server probably cut the prompt.
     """
 
-    __slots__ = ("_content", "_images", "_logprobs", "_thinking", "_tool_calls", "chunks", "done",
+    __slots__ = ("_content", "_images", "_logprobs", "_thinking", "_tool_calls", "done",
                  "done_reason", "metrics", "model", "num_ctx", "prompt_truncated", "raw",
                  "remote_host", "remote_model", "resumes")
 
@@ -357,13 +395,63 @@ class ChatAccumulator:
         self.raw: dict[str, Any] = {}
         self.remote_model: str | None = None
         self.remote_host: str | None = None
-        self.chunks = 0
+
+    @property
+    def chunks(self) -> int:
+        """How many chunks were folded in (every one leaves its content here, even "")."""
+        return len(self._content)
+
+    def take(self, obj: dict[str, Any]) -> ChatChunk:
+        """`parse_chat_chunk(obj)` and `add` in one call: the chunk of one decoded line (as
+        `orjson.loads` gives it), folded in. Anything but a dict raises NotAnObject (the decoder,
+        which knows the line, words that).
+
+        The fast path takes the line nearly every chunk is, a thinking or content delta: exactly
+        model, created_at, message and done (False), and a message of role, content and, maybe,
+        thinking, all strings. It reads them by subscripts, with one shape check (the four keys and
+        nothing beside them; "role" beside content, and thinking), and builds the chunk without the
+        class call. Everything else goes through parse_chat_chunk and add, which word the errors."""
+        try:
+            message = obj["message"]
+            if obj["done"] is False and len(obj) == 4 and "role" in message:
+                content = message["content"]
+                model = obj["model"]
+                created_at = obj["created_at"]
+                if type(content) is str and type(model) is str and type(created_at) is str:
+                    if len(message) == 2:
+                        thinking = ""
+                    else:  # only {role, content, thinking} goes on: KeyError or TypeError if not
+                        thinking = message["thinking"]
+                        if len(message) != 3 or type(thinking) is not str:
+                            raise TypeError
+                        if thinking:  # every check is done: from here on, nothing fails
+                            self._thinking.append(thinking)
+                    chunk = _new_chunk()
+                    chunk.model = model
+                    chunk.created_at = created_at
+                    chunk.content = content
+                    chunk.thinking = thinking
+                    chunk.tool_calls = chunk.images = ()
+                    chunk.done = False
+                    chunk.done_reason = chunk.metrics = chunk.logprobs = None
+                    chunk.raw = obj
+                    chunk.remote_model = chunk.remote_host = None
+                    chunk.resumed = False
+                    self._content.append(content)  # (which counts the chunk)
+                    if not self.model:  # the first chunk (as add() has it)
+                        self.model = model
+                        self.remote_model = self.remote_host = None
+                    return chunk
+        except (KeyError, TypeError):  # not that shape, or not a dict at all
+            if type(obj) is not dict:
+                raise NotAnObject from None
+        chunk = parse_chat_chunk(obj)
+        self.add(chunk)
+        return chunk
 
     def add(self, chunk: ChatChunk) -> None:
         """Fold in one chunk."""
-        self.chunks += 1
-        if chunk.content:
-            self._content.append(chunk.content)
+        self._content.append(chunk.content)  # "" too: the list counts the chunks
         if chunk.thinking:
             self._thinking.append(chunk.thinking)
         if chunk.tool_calls:

@@ -6,9 +6,10 @@ chat and generate streams also give `parsed()` and `objects()`, and `result()` m
 of `repair=N` (`_outputs.py`; never in the read loop).
 
 Rules of the native read loop (`_stream_chunks`), the hot path:
-1. One async generator from bytes to typed chunks: per chunk one parse, one add, one yield, and
-   nothing else (tests/test_hot_path.py counts the calls). `async for` drives the generator
-   directly.
+1. One async generator from bytes to typed chunks: per chunk one decode, one `take` (parse and
+   add in one call), one yield, nothing else (tests/test_hot_path.py counts the calls); a read's
+   lines are decoded one at a time as they are handed over. `async for` drives the generator.
+   A read drains aiohttp's buffer directly where `_http.direct_reads` allows, else readany().
 2. A chunk is yielded only after it is accumulated, so `.partial` is exactly what the caller has
    seen.
 3. Whatever ends the stream, `finally` closes the response; after `done` the body is first read to
@@ -31,17 +32,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import orjson
+
 from ._backend_loop import backend_chunks
 from ._exchange import Exchange
-from ._http import send
+from ._http import DirectReads, direct_reads, send
 from ._http_errors import TRANSPORT_ERRORS, EarlyEOF, Response, map_error
 from ._retry import first_success, resume
 from .errors import OllamaError, ProtocolError
-from .protocol import ChatAccumulator, NDJSONDecoder
+from .protocol import UNDECODABLE, ChatAccumulator, NDJSONDecoder, NotAnObject
 from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
@@ -282,61 +285,70 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
     acc = exchange.acc
     clean = False
     try:
-        resp, objs = await first_success(exchange, partial(send, exchange, _first_objects))
+        resp, (lines, direct) = await first_success(exchange, partial(send, exchange, _first_lines))
         if exchange.watch is not None:
             exchange.watch.first_chunk(exchange.attempts)
         watchdog = exchange.watchdog
         assert watchdog is not None
-        reader = resp.content
-        readany = reader.readany
+        readany = resp.content.readany
         decoder = exchange.decoder
-        feed = decoder.feed
-        parse = exchange.parse
-        add = acc.add
-        now = watchdog.loop.time
+        split, take, loads, now = decoder.split, acc.take, orjson.loads, watchdog.loop.time
         watchdog.set_phase("idle")
-        budget = _BATCH  # chunks left before the loop must get a turn (rule 5)
+        budget = _BATCH  # lines left before the loop must get a turn (rule 5)
+        chunk = None
         while True:
             rest = None
-            if len(objs) > budget:
-                objs, rest = objs[:budget], objs[budget:]
-            for obj in objs:
-                chunk = parse(obj)
-                add(chunk)
+            if len(lines) > budget:
+                lines, rest = lines[:budget], lines[budget:]
+            last = chunk
+            for line in lines:  # decoded one at a time as they are handed over (rule 1)
+                try:
+                    chunk = take(loads(line))
+                except UNDECODABLE:
+                    decoder.skip_blank(line)  # a blank line; any other raises ProtocolError
+                    continue
                 yield chunk
                 if chunk.done:
                     clean = await _drain(resp, exchange)
                     return
-            if objs:  # rule 6: a complete line arrived, so the idle gap starts again
+            if chunk is not last:  # rule 6: a complete line arrived, so the idle gap restarts
                 watchdog.last = now()
-                budget -= len(objs)
+            budget -= len(lines)
             if budget <= 0:
                 await asyncio.sleep(0)  # a turn for the timers and the other tasks
                 budget = _BATCH
                 if watchdog.fired:
                     raise watchdog.expired()
                 if rest is not None:
-                    objs = rest
+                    lines = rest
                     continue
             if decoder.error is not None:
                 raise decoder.error
             watchdog.reading = True
             try:
-                data = await readany()
+                if direct is None:
+                    data: bytes | None = await readany()
+                else:  # what readany() returns, without its bookkeeping per buffered piece
+                    data = direct.drain()
+                    while data is not None and not data:
+                        await direct.wait("readany")
+                        data = direct.drain()
+                    if data is None:  # the end of the body, or an error: readany() decides
+                        data = await readany()
             except TRANSPORT_ERRORS as exc:  # the connection failed: rule 7
                 data, failure = None, exc
             watchdog.reading = False
             if data:
-                objs = feed(data)
+                lines = split(data)
                 continue
-            objs = _at_eof(decoder) if data is not None else []
-            if objs:
+            lines = _at_eof(decoder) if data is not None else []
+            if lines:
                 continue
             # Ended without the final chunk: raises, unless the stream is resumed (rule 7).
-            resp, objs = await resume(exchange, failure if data is None else None,
-                                      partial(send, exchange, _first_objects))
-            reader, decoder, parse = resp.content, exchange.decoder, exchange.parse
-            readany, feed = reader.readany, decoder.feed
+            resp, (lines, direct) = await resume(exchange, failure if data is None else None,
+                                                 partial(send, exchange, _first_lines))
+            decoder, readany = exchange.decoder, resp.content.readany
+            split, take = decoder.split, partial(_take_resumed, exchange.parse, acc)
     except OllamaError as exc:
         exchange.error = exchange.annotate(exc)
         raise
@@ -358,30 +370,48 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 resp_.close()
 
 
-def _at_eof(decoder: NDJSONDecoder) -> list[dict[str, Any]]:
+def _take_resumed(parse: Callable[[dict[str, Any]], Any], acc: Any, obj: Any) -> Any:
+    """`take` after a resume: the resumed parser (which drops the seam) and then `add`."""
+    if type(obj) is not dict:
+        raise NotAnObject
+    chunk = parse(obj)
+    acc.add(chunk)
+    return chunk
+
+
+def _at_eof(decoder: NDJSONDecoder) -> list[bytes]:
     """The end of a body: its last line when it came whole without a newline; nothing when the
     close cut it short (Ollama ends every line with one), so the stream ended early."""
     if not decoder.pending_bytes:
         return []
     try:
-        return decoder.close()
+        lines = decoder.split(b"\n")
+        for line in lines:
+            decoder.decode(line)  # a line cut short is no JSON object: ProtocolError
     except ProtocolError:
         return []
+    return lines
 
 
-async def _first_objects(resp: Response, exchange: Exchange) -> list[dict[str, Any]]:
-    """The reader of a stream's attempt: read until the first line is decoded."""
+async def _first_lines(resp: Response, exchange: Exchange
+                       ) -> tuple[list[bytes], DirectReads | None]:
+    """A stream attempt's reader: read until a line decodes to an object (or raise); that line and
+    the ones after it in the same read, undecoded, and the body's direct reads."""
     reader, decoder = resp.content, exchange.decoder
+    direct = direct_reads(reader)
     while True:
-        data = await reader.readany()
-        if not data:
-            objs = _at_eof(decoder)
-            if objs:
-                return objs
+        data = direct.drain() if direct is not None else None
+        while direct is not None and data is not None and not data:
+            await direct.wait("readany")
+            data = direct.drain()
+        if data is None:
+            data = await reader.readany()
+        lines = decoder.split(data) if data else _at_eof(decoder)
+        if not data and not lines:
             raise EarlyEOF("the response body ended before its first line")
-        objs = decoder.feed(data)
-        if objs:
-            return objs
+        for index, line in enumerate(lines):
+            if decoder.decode(line) is not None:  # a blank line is None; any other raises
+                return lines[index:], direct
 
 
 async def _drain(resp: Response, exchange: Exchange) -> bool:
