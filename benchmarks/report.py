@@ -252,9 +252,16 @@ def _targets(facts: Facts) -> list[str]:
         judged(f"the blocking client within 1.15x of the async one ({pattern}; in instructions "
                "and in CPU time, since its cost is mostly the kernel's)", pattern, BLOCKING, 1.15,
                other="ollama_stream", on_time_too=True)
-    for pattern in (BATCHED, LOCKSTEP):
-        judged(f"≤ 1/5 of ollama-python's CPU per chunk ({pattern})", pattern, "ollama_stream",
-               0.2, other="ollama-python")
+    judged(f"≤ 1/5 of ollama-python's CPU per chunk ({BATCHED})", BATCHED, "ollama_stream", 0.2,
+           other="ollama-python")
+    # One line per read, the cost of a read (the kernel's, aiohttp's) is most of every client's
+    # cost per chunk, the floor's too: there the comparison is the floor's, not a fixed fifth.
+    ours_share, floor_share = (counted(LOCKSTEP, label, "ollama-python")
+                               for label in ("ollama_stream", "floor"))
+    if ours_share is not None and floor_share is not None:
+        target(f"≤ the floor's share of ollama-python's CPU per chunk ({LOCKSTEP}, where a read "
+               "costs every client alike)", f"{ours_share:.2f}x in instructions (the floor: "
+               f"{floor_share:.2f}x)", ours_share <= floor_share * 1.05)
     for scenario, _, _, concurrency, _ in facts.scenarios:
         ours = facts.timed.get((scenario, "ollama_stream"))
         if concurrency > 1 and ours is not None:
@@ -325,3 +332,21 @@ def _profile(facts: Facts) -> list[str]:
               "(`python -m benchmarks.profile_hot_path`, run by this command):", "",
               facts.steps.strip(), ""]
     return lines
+
+
+def main() -> None:
+    """Render the page again from the facts a run saved (`--facts`), without measuring anew."""
+    import argparse
+    import pickle
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("facts", help="the file a run wrote with --facts")
+    parser.add_argument("out", help="the page to write")
+    args = parser.parse_args()
+    facts = pickle.loads(Path(args.facts).read_bytes())  # our own file, from our own run
+    Path(args.out).write_text(render(facts))
+
+
+if __name__ == "__main__":
+    main()

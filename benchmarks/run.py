@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import os
+import pickle
 import platform
 import shutil
 import socket
@@ -364,6 +365,8 @@ def main() -> None:
     size.add_argument("--smoke", action="store_true", help="every part once, tiny (for CI)")
     parser.add_argument("--no-valgrind", action="store_true", help="skip the instruction counts")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--facts", help="also save the run's facts here, for `python -m "
+                        "benchmarks.report FACTS OUT` to render the page again")
     args = parser.parse_args()
     started = time.perf_counter()
     kind = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -428,6 +431,8 @@ def main() -> None:
         memory=memory, memory_streams=1000 // scale, cold=cold, imports=imports, added=added,
         decoder=decoder, steps=steps, chunks=CHUNKS, cg_chunks=plan["cg_chunks"],
         structured=structured)
+    if args.facts:
+        Path(args.facts).write_bytes(pickle.dumps(facts))
     Path(args.out).write_text(report.render(facts))
     print(f"wrote {args.out} in {facts.minutes:.1f} minutes")
 
