@@ -58,7 +58,9 @@ CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
     RESUME: ("ollama_stream resume=True", {}),
     "Ollama (blocking)": ("Ollama (blocking)", {}),
     "ollama-python": ("ollama-python", {}),
-    "litellm": ("litellm", {}),
+    # LiteLLM's pool holds 500 connections per host unless told: as many as the others' pools
+    "litellm": ("litellm", {"AIOHTTP_CONNECTOR_LIMIT": "2000",
+                            "AIOHTTP_CONNECTOR_LIMIT_PER_HOST": "2000"}),
 }
 BATCHED, LOCKSTEP = "batched", "one line per read"
 
