@@ -291,13 +291,18 @@ async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
     watchdog = exchange.watchdog
     assert watchdog is not None
     watchdog.reading = True
+    made: list[Any] = []  # bodies made for this attempt (files): closed at its end, ours to close
     try:
         transport = exchange.transport
         session = await transport.session()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=exchange.timeouts.connect)
         url, visited, options = exchange.url, [exchange.url], transport.options
         while True:  # a same-origin 307/308 (or a redirected GET) is followed; see _redirect
-            body = exchange.body() if callable(exchange.body) else exchange.body
+            if callable(exchange.body):
+                body = exchange.body()
+                made.append(body)
+            else:
+                body = exchange.body
             try:
                 resp = await session.request(exchange.method, url, data=body, timeout=timeout,
                                              trace_request_ctx=watchdog, allow_redirects=False,
@@ -331,6 +336,10 @@ async def send(exchange: Exchange, first: First[T]) -> tuple[Response, T]:
         raise map_error(exc, exchange, started=False) from exc
     finally:
         watchdog.reading = False
+        for body in made:  # aiohttp 3.11 leaves a file payload open after sending it
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

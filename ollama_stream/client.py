@@ -652,7 +652,7 @@ class AsyncOllama:
         file = os.fspath(path)
         digest = "sha256:" + await asyncio.to_thread(_sha256_of, file)
         if not await self.has_blob(digest, timeouts=timeouts, retry=retry):
-            # A fresh file object for each attempt; aiohttp closes it.
+            # A fresh file object for each attempt, closed when the attempt ends (`send`).
             fresh = lambda: open(file, "rb")  # noqa: E731, SIM115
             await self._unary("POST", f"/api/blobs/{digest}", fresh, timeouts=timeouts,
                               retry=retry)
