@@ -50,11 +50,7 @@ async def backend_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
         exchange.error = exchange.annotate(exc)
         raise
     finally:
-        exchange.finished = True
-        if exchange.watchdog is not None:
-            exchange.watchdog.cancel()
-        if exchange.watch is not None:
-            exchange.report_end()
+        exchange.end()
         if opened is not None:
             await _aclose(opened[0])
 

@@ -141,6 +141,15 @@ class Exchange:
                           f"{', '.join(self.failures)})",)
         return error
 
+    def end(self) -> None:
+        """A read loop is over, however it ended (both loops call this in their `finally`): the
+        phase timers stop, and a watch, if there is one, is told how (`report_end`)."""
+        self.finished = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.watch is not None:
+            self.report_end()
+
     def report_end(self) -> None:
         """Tell the watch how the stream ended: finished, failed, or left by the caller."""
         watch, acc = self.watch, self.acc

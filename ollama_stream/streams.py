@@ -356,11 +356,7 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
         exchange.error = map_error(exc, exchange, started=True)
         raise exchange.error from exc
     finally:
-        exchange.finished = True
-        if exchange.watchdog is not None:
-            exchange.watchdog.cancel()
-        if exchange.watch is not None:
-            exchange.report_end()
+        exchange.end()
         resp_ = exchange.response
         exchange.response = None
         if resp_ is not None:
