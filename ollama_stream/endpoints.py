@@ -29,10 +29,10 @@ from ._bodies import (  # the request side, re-exported: `ollama_stream.endpoint
 )
 from .errors import StreamError
 from .protocol import (
-    NotAnObject,
     _bad_field,
     _parse_tool_calls,
     error_text,
+    parse_and_add,
     parse_metrics,
     prompt_overflowed,
 )
@@ -544,11 +544,8 @@ class GenerateAccumulator:
                         self.model = model
                     return chunk
         except (KeyError, TypeError):  # not that shape, or not a dict at all
-            if type(obj) is not dict:
-                raise NotAnObject from None
-        chunk = parse_generate_chunk(obj)
-        self.add(chunk)
-        return chunk
+            pass
+        return parse_and_add(parse_generate_chunk, self.add, obj)
 
     def add(self, chunk: GenerateChunk) -> None:
         self.chunks += 1
@@ -595,11 +592,7 @@ class ProgressAccumulator:
 
     def take(self, obj: dict[str, Any]) -> Progress:
         """`parse_progress(obj)` and `add` in one call."""
-        if type(obj) is not dict:
-            raise NotAnObject
-        chunk = parse_progress(obj)
-        self.add(chunk)
-        return chunk
+        return parse_and_add(parse_progress, self.add, obj)
 
     def add(self, chunk: Progress) -> None:
         self.chunks += 1

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -56,6 +57,7 @@ _PREVIEW = 200
 _NO_OBJECTS: list[dict[str, Any]] = []
 _NO_LINES: list[bytes] = []
 _loads = orjson.loads
+C = TypeVar("C")  # a chunk type (ChatChunk, GenerateChunk, Progress)
 _JSONDecodeError = orjson.JSONDecodeError
 
 
@@ -212,6 +214,17 @@ class NotAnObject(Exception):
 
 # what a read loop catches around `take(orjson.loads(line))`, to hand the line to `skip_blank`
 UNDECODABLE = (_JSONDecodeError, NotAnObject)
+
+
+def parse_and_add(parse: Callable[[dict[str, Any]], C], add: Callable[[C], None], obj: Any) -> C:
+    """The careful `take`: `parse(obj)`, then `add` the chunk and return it; anything but a dict
+    raises NotAnObject. Every accumulator's take falls back to it (its own parser and add), and a
+    resumed stream takes through it with the parser that drops the seam."""
+    if type(obj) is not dict:
+        raise NotAnObject
+    chunk = parse(obj)
+    add(chunk)
+    return chunk
 
 
 def error_text(obj: dict[str, Any]) -> str | None:
@@ -443,11 +456,8 @@ class ChatAccumulator:
                         self.remote_model = self.remote_host = None
                     return chunk
         except (KeyError, TypeError):  # not that shape, or not a dict at all
-            if type(obj) is not dict:
-                raise NotAnObject from None
-        chunk = parse_chat_chunk(obj)
-        self.add(chunk)
-        return chunk
+            pass
+        return parse_and_add(parse_chat_chunk, self.add, obj)
 
     def add(self, chunk: ChatChunk) -> None:
         """Fold in one chunk."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -44,7 +44,7 @@ from ._http import DirectReads, direct_reads, send
 from ._http_errors import TRANSPORT_ERRORS, EarlyEOF, Response, map_error
 from ._retry import first_success, resume
 from .errors import OllamaError, ProtocolError
-from .protocol import UNDECODABLE, ChatAccumulator, NDJSONDecoder, NotAnObject
+from .protocol import UNDECODABLE, ChatAccumulator, NDJSONDecoder, parse_and_add
 from .types import ChatChunk, ChatResult, Message
 
 if TYPE_CHECKING:
@@ -348,7 +348,7 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
             resp, (lines, direct) = await resume(exchange, failure if data is None else None,
                                                  partial(send, exchange, _first_lines))
             decoder, readany = exchange.decoder, resp.content.readany
-            split, take = decoder.split, partial(_take_resumed, exchange.parse, acc)
+            split, take = decoder.split, partial(parse_and_add, exchange.parse, acc.add)
     except OllamaError as exc:
         exchange.error = exchange.annotate(exc)
         raise
@@ -364,15 +364,6 @@ async def _stream_chunks(exchange: Exchange) -> AsyncGenerator[Any, None]:
                 resp_.release()
             else:
                 resp_.close()
-
-
-def _take_resumed(parse: Callable[[dict[str, Any]], Any], acc: Any, obj: Any) -> Any:
-    """`take` after a resume: the resumed parser (which drops the seam) and then `add`."""
-    if type(obj) is not dict:
-        raise NotAnObject
-    chunk = parse(obj)
-    acc.add(chunk)
-    return chunk
 
 
 def _at_eof(decoder: NDJSONDecoder) -> list[bytes]:

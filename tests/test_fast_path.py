@@ -90,13 +90,13 @@ def state(acc: Any) -> dict[str, Any]:
     return seen
 
 
-def careful_chat(acc: ChatAccumulator, obj: Any) -> ChatChunk:
+def by_parser(parse: Callable[[dict[str, Any]], Any], acc: Any, obj: Any) -> Any:
+    """What every `take` must equal: the careful parser, then `add` (anything else refused)."""
     if type(obj) is not dict:
         raise NotAnObject
-    chunk = parse_chat_chunk(obj)
+    chunk = parse(obj)
     acc.add(chunk)
     return chunk
-
 
 @pytest.mark.parametrize("seq", [FIXTURE_LINES, variants(), [DELTA, *variants(), DELTA]],
                          ids=["fixtures", "variants", "after a first chunk"])
@@ -104,7 +104,7 @@ def test_take_is_parse_chat_chunk_then_add(seq: list[Any]) -> None:
     fast, careful = ChatAccumulator(num_ctx=100_000), ChatAccumulator(num_ctx=100_000)
     for obj in seq:
         a = outcome(lambda: fast.take(obj))  # noqa: B023 - called at once
-        b = outcome(lambda: careful_chat(careful, obj))  # noqa: B023
+        b = outcome(lambda: by_parser(parse_chat_chunk, careful, obj))  # noqa: B023
         assert a == b, obj  # the same chunk (every field), or the same error
         assert state(fast) == state(careful), obj
 
@@ -144,19 +144,11 @@ def test_take_agrees_with_the_careful_path_on_any_line(seq: list[Any]) -> None:
     gen_fast, gen_careful = GenerateAccumulator(), GenerateAccumulator()
     for obj in seq:
         assert outcome(lambda: fast.take(obj)) == outcome(  # noqa: B023
-            lambda: careful_chat(careful, obj))  # noqa: B023
+            lambda: by_parser(parse_chat_chunk, careful, obj))  # noqa: B023
         assert state(fast) == state(careful)
         assert outcome(lambda: gen_fast.take(obj)) == outcome(  # noqa: B023
-            lambda: careful_generate(gen_careful, obj))  # noqa: B023
+            lambda: by_parser(parse_generate_chunk, gen_careful, obj))  # noqa: B023
         assert state(gen_fast) == state(gen_careful)
-
-
-def careful_generate(acc: GenerateAccumulator, obj: Any) -> GenerateChunk:
-    if type(obj) is not dict:
-        raise NotAnObject
-    chunk = parse_generate_chunk(obj)
-    acc.add(chunk)
-    return chunk
 
 
 def test_generate_and_progress_take_match_their_parsers() -> None:
@@ -169,7 +161,7 @@ def test_generate_and_progress_take_match_their_parsers() -> None:
     fast, careful = GenerateAccumulator(), GenerateAccumulator()
     for obj in lines:
         assert outcome(lambda: fast.take(obj)) == outcome(  # noqa: B023
-            lambda: careful_generate(careful, obj))  # noqa: B023
+            lambda: by_parser(parse_generate_chunk, careful, obj))  # noqa: B023
         assert state(fast) == state(careful)
     assert fast.result() == careful.result()
     progress = ProgressAccumulator()

@@ -108,11 +108,12 @@ def test_core_makes_one_python_call_per_chunk(batched: bool) -> None:
         core_pass(batched)
     n = len(LINES)
     # One `take` per chunk, and one `split` per read. Every chunk but the final one is built on the
-    # fast path, without the class call; the final one goes the careful way: parse_chat_chunk,
-    # add, and the generated __init__ of its ChatChunk and of its Metrics.
+    # fast path, without the class call; the final one goes the careful way (parse_and_add):
+    # parse_chat_chunk, add, and the generated __init__ of its ChatChunk and of its Metrics.
     assert calls == {"NDJSONDecoder.split": 1 if batched else n, "ChatAccumulator.take": n,
-                     "parse_chat_chunk": 1, "_parse_chat_chunk": 1, "parse_metrics": 1,
-                     "ChatAccumulator.add": 1, "__create_fn__.<locals>.__init__": 2,
+                     "parse_and_add": 1, "parse_chat_chunk": 1, "_parse_chat_chunk": 1,
+                     "parse_metrics": 1, "ChatAccumulator.add": 1,
+                     "__create_fn__.<locals>.__init__": 2,
                      "NDJSONDecoder.__init__": 1, "ChatAccumulator.__init__": 1}, calls
 
 
