@@ -74,6 +74,18 @@ class _GenerationRoutes(_Wire):
         found = self._find(ref)
         return found if found is not None else _json_error(404, f"model '{model}' not found")
 
+    def _admit(self, stored: str, model: str, body: Mapping[str, Any], task: str,
+               wanted: tuple[str, ...]) -> tuple[_ModelInfo, Thinking] | web.Response:
+        """A generating request's checks before any output, in Ollama's order: its think value
+        for this model, then scheduleRunner's; the model's info and the thinking to use, or the
+        handler's answer."""
+        info = self._info(stored)
+        think = resolve_think(info, body.get("think"), model, version_tuple(self.version))
+        if think.error is not None:
+            return _json_error(400, think.error)
+        refused = self._schedule(stored, model, info, body, task, wanted)
+        return refused if refused is not None else (info, think)
+
     def _schedule(self, stored: str, model: str, info: _ModelInfo, body: Mapping[str, Any],
                   task: str, wanted: tuple[str, ...]) -> web.Response | None:
         """scheduleRunner's checks: capabilities (completion first), then option types."""
@@ -121,14 +133,10 @@ class _GenerationRoutes(_Wire):
             return _json({"model": model, "created_at": go_time(),
                           "message": {"role": "assistant", "content": ""}, "done": True,
                           "done_reason": "unload"})
-        info = self._info(stored)
-        think = resolve_think(info, body.get("think"), model, version_tuple(self.version))
-        if think.error is not None:
-            return _json_error(400, think.error)
-        wanted = ("tools",) if body.get("tools") else ()
-        refused = self._schedule(stored, model, info, body, "chat", wanted)
-        if refused is not None:
-            return refused
+        admitted = self._admit(stored, model, body, "chat", ("tools",) if body.get("tools") else ())
+        if isinstance(admitted, web.Response):
+            return admitted
+        info, think = admitted
         if not messages:  # only loads the model
             self._use(stored, body)
             return _json({"model": model, "created_at": go_time(),
@@ -203,14 +211,11 @@ class _GenerationRoutes(_Wire):
                           "done_reason": "unload"})
         if body.get("raw") and (body.get("template") or body.get("system") or body.get("context")):
             return _json_error(400, "raw mode does not support template, system, or context")
-        info = self._info(stored)
-        think = resolve_think(info, body.get("think"), model, version_tuple(self.version))
-        if think.error is not None:
-            return _json_error(400, think.error)
-        wanted = ("insert",) if body.get("suffix") else ()
-        refused = self._schedule(stored, model, info, body, "generate", wanted)
-        if refused is not None:
-            return refused
+        admitted = self._admit(stored, model, body, "generate",
+                               ("insert",) if body.get("suffix") else ())
+        if isinstance(admitted, web.Response):
+            return admitted
+        info, think = admitted
         if not prompt:  # only loads the model
             self._use(stored, body)
             return _json({"model": model, "created_at": go_time(), "response": "", "done": True,
