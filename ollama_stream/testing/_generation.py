@@ -105,6 +105,21 @@ class _GenerationRoutes(_Wire):
                     bool(body.get("logprobs")), int(body.get("top_logprobs") or 0),
                     self._context(body, info), think.level)
 
+    def _take_reply(self, stored: str, body: Mapping[str, Any],
+                    failure: FakeReply | None) -> FakeReply | web.Response:
+        """The reply a generating request uses: the runner's refusal (`failure`; no queued reply
+        is used up), else the next queued one, whose HTTP error status, if it has one, is the
+        handler's answer. The model counts as used either way, but not for that error."""
+        if failure is not None:
+            self._use(stored, body)
+            return failure
+        reply = self._next_reply(body)
+        answer = self._queued_error(reply)
+        if answer is not None:
+            return answer
+        self._use(stored, body)
+        return reply
+
     @staticmethod
     def _queued_error(reply: FakeReply) -> web.Response | None:
         if reply.status is None:
@@ -151,15 +166,12 @@ class _GenerationRoutes(_Wire):
             turn.prefill, turn.prefill_thinking = prefill.content, prefill.thinking
             if prefill.error is not None:
                 failure = FakeReply(error=prefill.error, error_status=400)
-        if failure is not None:  # the runner refused: no reply is used up
-            self._use(stored, body)
-            reply, lines = failure, [{"error": failure.error}]
+        reply = self._take_reply(stored, body, failure)
+        if isinstance(reply, web.Response):
+            return reply
+        if reply is failure:
+            lines = [{"error": reply.error}]
         else:
-            reply = self._next_reply(body)
-            answer = self._queued_error(reply)
-            if answer is not None:
-                return answer
-            self._use(stored, body)
             if turn.prefill is not None or turn.prefill_thinking is not None:
                 reply = _without_calls_made(reply, messages[-1])
             lines = chat_lines(turn, reply, self._calls(reply, turn), count)
@@ -223,15 +235,12 @@ class _GenerationRoutes(_Wire):
         turn = self._turn(model, info, think, body)
         failure = self._runner_failure(
             body, prompt_tokens([prompt, str(body.get("system") or "")]), info)
-        if failure is not None:
-            self._use(stored, body)
-            reply, lines = failure, [{"error": failure.error}]
+        reply = self._take_reply(stored, body, failure)
+        if isinstance(reply, web.Response):
+            return reply
+        if reply is failure:
+            lines = [{"error": reply.error}]
         else:
-            reply = self._next_reply(body)
-            answer = self._queued_error(reply)
-            if answer is not None:
-                return answer
-            self._use(stored, body)
             calls = self._calls(reply, turn, chat=False)
             written = self._raw_written(prompt) if body.get("raw") else ""
             lines = generate_lines(turn, reply, body, calls, written)
